@@ -1,0 +1,1 @@
+"""The event log: catalogue, single-writer journal, readers, follow and folds."""

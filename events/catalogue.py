@@ -1,0 +1,423 @@
+"""Every event a mission can record, in one tagged union.
+
+Schema evolution rules (the log outlives the code that wrote it):
+
+- an event's ``type`` tag never changes meaning and is never reused;
+- a new field always has a default, so older logs still decode;
+- a field's type never changes; a new meaning gets a new field name;
+- a type this version does not know is kept as an :class:`UnknownEvent`,
+  never a crash, so a newer log can still be read and tailed;
+- ``MissionStarted.version`` names the format; readers compare it with
+  :data:`FORMAT_VERSION` to warn about logs from the future.
+
+The envelope (``seq``, ``ts``, ``mission``, ``actor``, ``cause``) is filled in by
+the journal when the event is appended, so producers leave it at its defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+FORMAT_VERSION = 1
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", omit_defaults=True):
+    """Envelope shared by all events; subclasses carry the payload."""
+
+    seq: int = 0
+    ts: str = ""
+    mission: str = ""
+    actor: str = ""
+    cause: int | None = None
+
+
+# --- payload parts --------------------------------------------------------------------
+
+
+class ToolCall(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A tool call as the model asked for it; ``arguments`` is the raw JSON text."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+class ChatMessage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One conversation turn in a provider-neutral shape (OpenAI-like roles)."""
+
+    role: str
+    content: str = ""
+    tool_calls: list[ToolCall] = []
+    tool_call_id: str | None = None
+    name: str | None = None
+    reasoning: str | None = None
+    reasoning_signature: str | None = None
+
+
+class Usage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Tokens a model turn used; ``estimated`` when the provider did not say."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated: bool = False
+
+
+class TaskSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One file-level task of a plan."""
+
+    id: str
+    title: str
+    files: list[str]
+    instructions: str = ""
+    depends_on: list[str] = []
+
+
+class Finding(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A problem the reviewer found; becomes the seed of a fix task."""
+
+    file: str
+    problem: str
+    task_id: str | None = None
+
+
+class MissionSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The knobs a mission was started with (recorded so a resume keeps them)."""
+
+    verify_command: str | None = None
+    max_iterations: int = 20
+    parallel: int = 10
+    max_sessions: int = 50
+    max_tokens: int | None = None
+    max_cost: float | None = None
+    session_ttl_s: float = 3600.0
+    models: dict[str, str] = {}
+
+
+# --- mission lifecycle (actor: commander) ---------------------------------------------
+
+
+class MissionStarted(Event, tag="mission.started", kw_only=True):
+    """A mission began: its goal, workspace and settings."""
+
+    version: int
+    goal: str
+    workspace: str
+    settings: MissionSettings = MissionSettings()
+
+
+class MissionResumed(Event, tag="mission.resumed", kw_only=True):
+    """A new process took over the log and carries the mission on."""
+
+    pid: int
+    reason: str = ""
+    settings: MissionSettings | None = None
+
+
+class MissionSealed(Event, tag="mission.sealed", kw_only=True):
+    """Final: every task done, the reviewer approved and verify passed."""
+
+    iterations: int
+    summary: str = ""
+
+
+class MissionFailed(Event, tag="mission.failed", kw_only=True):
+    """Final: the mission cannot succeed; ``reason`` is a short code."""
+
+    reason: str
+    detail: str = ""
+
+
+class MissionStopped(Event, tag="mission.stopped", kw_only=True):
+    """Final until resumed: stopped by a person, a signal or the budget."""
+
+    reason: str
+    detail: str = ""
+
+
+class ControlReceived(Event, tag="control.received", kw_only=True):
+    """A command from another process (via the control file) was taken in."""
+
+    command: str
+    args: dict[str, Any] = {}
+    source_pid: int | None = None
+
+
+class IterationStarted(Event, tag="iteration.started", kw_only=True):
+    """A plan-build-review round began."""
+
+    iteration: int
+
+
+class PlanRequested(Event, tag="plan.requested", kw_only=True):
+    """The commander asked the planner for tasks (fix tasks when findings exist)."""
+
+    iteration: int
+    findings: list[Finding] = []
+
+
+class PlanAccepted(Event, tag="plan.accepted", kw_only=True):
+    """A valid plan was adopted; its tasks join the schedule."""
+
+    iteration: int
+    tasks: list[TaskSpec]
+
+
+class PlanFailed(Event, tag="plan.failed", kw_only=True):
+    """The planner could not produce a valid plan."""
+
+    iteration: int
+    reason: str
+
+
+class LeaseGranted(Event, tag="lease.granted", kw_only=True):
+    """A task became the only writer of its files."""
+
+    task_id: str
+    files: list[str]
+
+
+class LeaseReleased(Event, tag="lease.released", kw_only=True):
+    """A task gave its files back."""
+
+    task_id: str
+    files: list[str]
+
+
+class TaskStarted(Event, tag="task.started", kw_only=True):
+    """A task went to a worker session."""
+
+    task_id: str
+    attempt: int
+    session: str
+
+
+class TaskFinished(Event, tag="task.finished", kw_only=True):
+    """A worker finished its task."""
+
+    task_id: str
+    summary: str = ""
+
+
+class TaskFailed(Event, tag="task.failed", kw_only=True):
+    """A task attempt failed; ``retryable`` says whether the commander may retry."""
+
+    task_id: str
+    reason: str
+    retryable: bool = True
+
+
+class ReviewRequested(Event, tag="review.requested", kw_only=True):
+    """The commander asked the reviewer to check the whole result."""
+
+    iteration: int
+
+
+class ReviewSubmitted(Event, tag="review.submitted", kw_only=True):
+    """The reviewer's verdict."""
+
+    iteration: int
+    approved: bool
+    findings: list[Finding] = []
+
+
+class ReviewFailed(Event, tag="review.failed", kw_only=True):
+    """The reviewer's session ended without a verdict."""
+
+    iteration: int
+    reason: str
+
+
+class VerifyStarted(Event, tag="verify.started", kw_only=True):
+    """The commander started the project's own checks."""
+
+    iteration: int
+    command: str
+
+
+class VerifyFinished(Event, tag="verify.finished", kw_only=True):
+    """The project's checks finished; ``output`` keeps the tail."""
+
+    iteration: int
+    command: str
+    exit_code: int
+    passed: bool
+    output: str = ""
+    duration_s: float = 0.0
+
+
+class ActorCrashed(Event, tag="actor.crashed", kw_only=True):
+    """An actor died unexpectedly; the commander decides what replaces it."""
+
+    target: str
+    error: str
+    session: str | None = None
+    restarts: int = 0
+
+
+# --- agent sessions (actor: planner, worker:<task>, reviewer) -------------------------
+
+
+class SessionStarted(Event, tag="session.started", kw_only=True):
+    """An agent session began: its role, model and opening messages."""
+
+    session: str
+    role: str
+    model: str
+    task_id: str | None = None
+    messages: list[ChatMessage] = []
+
+
+class ModelRequested(Event, tag="model.requested", kw_only=True):
+    """Intent: a model request is about to go out (``messages`` are the new ones)."""
+
+    session: str
+    turn: int
+    model: str
+    messages: list[ChatMessage] = []
+
+
+class ModelResponded(Event, tag="model.responded", kw_only=True):
+    """The model answered a turn."""
+
+    session: str
+    turn: int
+    message: ChatMessage
+    usage: Usage = Usage()
+    finish_reason: str = ""
+    latency_ms: float = 0.0
+
+
+class ModelRetried(Event, tag="model.retried", kw_only=True):
+    """A model request failed in a way worth retrying; another attempt follows."""
+
+    session: str
+    turn: int
+    attempt: int
+    error: str
+    status: int | None = None
+    delay_s: float = 0.0
+
+
+class ModelFailed(Event, tag="model.failed", kw_only=True):
+    """A model request failed for good."""
+
+    session: str
+    turn: int
+    error: str
+
+
+class ToolCalled(Event, tag="tool.called", kw_only=True):
+    """Intent: a tool is about to run with these raw arguments."""
+
+    session: str
+    turn: int
+    call_id: str
+    name: str
+    arguments: str
+
+
+class ToolReturned(Event, tag="tool.returned", kw_only=True):
+    """A tool's result as the model will see it."""
+
+    session: str
+    call_id: str
+    name: str
+    output: str
+    is_error: bool = False
+
+
+class SessionNudged(Event, tag="session.nudged", kw_only=True):
+    """The model did not call a tool; it was told to."""
+
+    session: str
+    turn: int
+    reason: str
+    message: ChatMessage | None = None
+
+
+class SessionCompacted(Event, tag="session.compacted", kw_only=True):
+    """Older turns were replaced by a summary to fit the context window."""
+
+    session: str
+    turn: int
+    dropped: int
+    summary: str
+    kept: list[ChatMessage] = []
+
+
+class SessionFinished(Event, tag="session.finished", kw_only=True):
+    """The model called its role's final tool with valid arguments."""
+
+    session: str
+    result: dict[str, Any] = {}
+
+
+class SessionFailed(Event, tag="session.failed", kw_only=True):
+    """The session ended without a result."""
+
+    session: str
+    reason: str
+
+
+AnyEvent = (
+    MissionStarted
+    | MissionResumed
+    | MissionSealed
+    | MissionFailed
+    | MissionStopped
+    | ControlReceived
+    | IterationStarted
+    | PlanRequested
+    | PlanAccepted
+    | PlanFailed
+    | LeaseGranted
+    | LeaseReleased
+    | TaskStarted
+    | TaskFinished
+    | TaskFailed
+    | ReviewRequested
+    | ReviewSubmitted
+    | ReviewFailed
+    | VerifyStarted
+    | VerifyFinished
+    | ActorCrashed
+    | SessionStarted
+    | ModelRequested
+    | ModelResponded
+    | ModelRetried
+    | ModelFailed
+    | ToolCalled
+    | ToolReturned
+    | SessionNudged
+    | SessionCompacted
+    | SessionFinished
+    | SessionFailed
+)
+
+FINAL_TYPES = frozenset({"mission.sealed", "mission.failed", "mission.stopped"})
+
+
+class UnknownEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event of a type this version does not know, kept whole as ``raw``."""
+
+    seq: int = 0
+    ts: str = ""
+    mission: str = ""
+    actor: str = ""
+    cause: int | None = None
+    type: str = ""
+    raw: dict[str, Any] = {}
+
+
+def event_type(event: Event | UnknownEvent) -> str:
+    """The ``type`` tag of any event, known or not."""
+    if isinstance(event, UnknownEvent):
+        return event.type
+    return str(type(event).__struct_config__.tag)
+
+
+KNOWN_TYPES: frozenset[str] = frozenset(
+    str(cls.__struct_config__.tag) for cls in AnyEvent.__args__  # type: ignore[attr-defined]
+)
