@@ -1,0 +1,181 @@
+"""Running a mission in this process: open its log, start the Commander, supervise, finish.
+
+The runner is the only code that owns the journal's lifetime.  It feeds the Commander the two
+things that come from outside the actor system (commands from the control file, and a
+periodic tick for TTLs) and supervises the Commander itself: a Commander that dies is
+recorded as ``actor.crashed`` and replaced by one folded from the log.  Starting and resuming
+are the same path: fold the log, then let the Commander decide.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pykka
+
+from ocactors.actors.commander import Commander
+from ocactors.actors.context import MissionContext
+from ocactors.actors.messages import Begin, ControlCommand, Tick
+from ocactors.actors.state import MissionState, apply, fold_mission
+from ocactors.events import (
+    ControlInbox,
+    Journal,
+    MissionPaths,
+    create_mission_dir,
+    new_mission_id,
+    read_events,
+)
+from ocactors.events import catalogue as ev
+from ocactors.events.catalogue import FORMAT_VERSION, Event, MissionSettings
+
+MAX_COMMANDER_RESTARTS = 3
+ENDED = (ev.SessionFinished, ev.SessionFailed)
+
+
+@dataclass(frozen=True)
+class LoadedLog:
+    """A log read once: the Commander's state, the whole mission view, unfinished sessions."""
+
+    commander: MissionState
+    mission: MissionState
+    open_sessions: dict[str, tuple[Event, ...]] = field(default_factory=dict)
+
+
+def load_log(path: Path) -> LoadedLog:
+    """Fold the log in one pass; keep events only of sessions that have not ended."""
+    commander = mission = MissionState()
+    sessions: dict[str, list[Event]] = {}
+    for event in read_events(path):
+        mission = apply(mission, event)
+        if event.actor == "commander":
+            commander = apply(commander, event)
+        session = getattr(event, "session", None)
+        if isinstance(session, str) and not isinstance(event, ev.ActorCrashed):
+            if isinstance(event, ENDED):
+                sessions.pop(session, None)
+            else:
+                sessions.setdefault(session, []).append(event)
+    return LoadedLog(commander, mission, {k: tuple(v) for k, v in sessions.items()})
+
+
+class BaselineRecorder:
+    """Keeps each file's content from before the mission first wrote it (for replay --rerun)."""
+
+    def __init__(self, workspace: Path, baseline: Path) -> None:
+        self.workspace = workspace
+        self.baseline = baseline
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, rel: str) -> None:
+        """Called by the tools before any write; cheap after the first call per file."""
+        with self._lock:
+            if rel in self._seen:
+                return
+            self._seen.add(rel)
+            copy = self.baseline / "files" / rel
+            if copy.exists() or (self.baseline / "created" / rel).exists():
+                return
+            source = self.workspace / rel
+            target = copy if source.is_file() else self.baseline / "created" / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_file():
+                shutil.copy2(source, target)
+            else:
+                target.touch()
+
+
+@dataclass
+class MissionRun:
+    """One process's run of a mission, from an open journal to a final event."""
+
+    ctx: MissionContext
+    paths: MissionPaths
+    loaded: LoadedLog
+    restarts: int = 0
+    finished: threading.Event = field(default_factory=threading.Event)
+
+    def run(self, interrupted: Callable[[], bool] = lambda: False) -> MissionState:
+        """Supervise until the mission records a final event; returns the Commander's state."""
+        inbox = ControlInbox(self.paths.control)
+        inbox.skip_existing()
+        commander = self._start_commander(self.loaded.commander, self.loaded.open_sessions)
+        stop_sent = False
+        while not self.finished.wait(self.ctx.tick_s):
+            for command in inbox.poll():
+                commander.tell(ControlCommand(command.command, dict(command.args), command.pid))
+            if interrupted() and not stop_sent:
+                stop_sent = True
+                commander.tell(ControlCommand("stop", {"reason": "interrupted"}, os.getpid()))
+            commander.tell(Tick())
+            if not commander.is_alive() and not self.finished.is_set():
+                commander = self._replace_commander()
+        return self._shutdown(commander)
+
+    def _start_commander(
+        self, state: MissionState, prior: dict[str, tuple[Event, ...]]
+    ) -> pykka.ActorRef[Any]:
+        ref = Commander.start(self.ctx, state, finished=self.finished, prior=prior)
+        ref.tell(Begin())
+        return ref
+
+    def _replace_commander(self) -> pykka.ActorRef[Any]:
+        self.restarts += 1
+        self.ctx.journal.append(
+            ev.ActorCrashed(target="commander", error="the commander stopped", restarts=self.restarts),
+            actor="supervisor",
+        )
+        if self.restarts > MAX_COMMANDER_RESTARTS:
+            detail = f"the commander crashed {self.restarts} times"
+            self.ctx.journal.append(
+                ev.MissionFailed(reason="crashed", detail=detail), actor="commander"
+            )
+            self.finished.set()
+        self.ctx.journal.flush()
+        loaded = load_log(self.ctx.journal.path)
+        return self._start_commander(loaded.commander, loaded.open_sessions)
+
+    def _shutdown(self, commander: pykka.ActorRef[Any]) -> MissionState:
+        self.ctx.stopping.set()
+        state = fold_mission(
+            e for e in read_events(self.ctx.journal.path) if e.actor == "commander"
+        )
+        if commander.is_alive():
+            commander.stop(block=False)
+        return state
+
+
+def open_new_mission(
+    workspace: Path, goal: str, settings: MissionSettings, journal_factory: Callable[..., Journal]
+) -> tuple[MissionPaths, Journal]:
+    """Create the mission folder and its log, and record ``mission.started``."""
+    paths = create_mission_dir(workspace, new_mission_id())
+    journal = journal_factory(paths.events, mission=paths.id)
+    journal.append(
+        ev.MissionStarted(
+            version=FORMAT_VERSION, goal=goal, workspace=str(workspace), settings=settings
+        ),
+        actor="commander",
+    )
+    return paths, journal
+
+
+def record_resume(journal: Journal, reason: str, settings: MissionSettings | None) -> None:
+    """Mark that this process carries the mission on (new settings if caps were raised)."""
+    journal.append(
+        ev.MissionResumed(pid=os.getpid(), reason=reason, settings=settings), actor="commander"
+    )
+
+
+def replay_into(observers: Iterable[Callable[[Event], None]], path: Path) -> None:
+    """Feed an existing log to observers (a meter, a view) before a resumed run goes on."""
+    callbacks = list(observers)
+    for event in read_events(path):
+        for callback in callbacks:
+            callback(event)

@@ -1,0 +1,208 @@
+"""The role protocol: each role's finishing tool, its prompt, and the brief it is given.
+
+The finishing tools are the contract every model plays against: a session ends only when the
+model calls ``submit_plan``, ``finish_task`` or ``submit_review`` with arguments that pass the
+checks below; anything else goes back to the model as a tool error it can fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ocactors.actors.plan import PlanError, validate_plan
+from ocactors.actors.session import FinalTool, SessionBrief
+from ocactors.actors.state import MissionState, TaskState
+from ocactors.events.catalogue import Finding, TaskSpec
+from ocactors.tools import ToolContext, ToolError, ToolSpec
+
+# --- finishing tools' arguments -------------------------------------------------------
+
+
+class PlanTask(msgspec.Struct, kw_only=True):
+    """One task as the planner writes it."""
+
+    id: str
+    title: str
+    files: list[str]
+    instructions: str = ""
+    depends_on: list[str] = []
+
+
+class SubmitPlan(msgspec.Struct, kw_only=True):
+    """Arguments of submit_plan."""
+
+    tasks: list[PlanTask]
+
+
+class FinishTask(msgspec.Struct, kw_only=True):
+    """Arguments of finish_task."""
+
+    summary: str
+
+
+class ReviewFinding(msgspec.Struct, kw_only=True):
+    """One finding as the reviewer writes it."""
+
+    file: str
+    problem: str
+    task_id: str | None = None
+
+
+class SubmitReview(msgspec.Struct, kw_only=True):
+    """Arguments of submit_review."""
+
+    approved: bool
+    findings: list[ReviewFinding] = []
+
+
+def _handled_by_session(ctx: ToolContext, args: Any) -> str:
+    raise ToolError("this finishing tool is handled by the session")
+
+
+def plan_tool(existing_ids: Sequence[str]) -> FinalTool:
+    """submit_plan: the plan must validate (ids, dependencies, no cycles, paths)."""
+
+    def accept(args: SubmitPlan) -> dict[str, Any]:
+        specs = [TaskSpec(**msgspec.structs.asdict(task)) for task in args.tasks]
+        try:
+            tasks = validate_plan(specs, existing_ids)
+        except PlanError as error:
+            raise ToolError(f"plan rejected: {error}. Fix it and call submit_plan again.") from None
+        return {"tasks": msgspec.to_builtins(tasks)}
+
+    spec = ToolSpec(
+        name="submit_plan",
+        description="Submit the whole plan: file-level tasks with ids and dependencies.",
+        args_type=SubmitPlan,
+        run=_handled_by_session,
+    )
+    return FinalTool(spec, accept)
+
+
+def finish_tool(workspace: Path, files: Sequence[str]) -> FinalTool:
+    """finish_task: every owned file must exist, so a worker cannot finish by forgetting."""
+
+    def accept(args: FinishTask) -> dict[str, Any]:
+        missing = [f for f in files if not (workspace / f).exists()]
+        if missing:
+            raise ToolError(
+                f"you own {', '.join(missing)} but it does not exist yet; write it first"
+            )
+        if not args.summary.strip():
+            raise ToolError("summary is empty; say in a sentence what you built")
+        return {"summary": args.summary}
+
+    spec = ToolSpec(
+        name="finish_task",
+        description="Call when your files are written and work; summarise what you built.",
+        args_type=FinishTask,
+        run=_handled_by_session,
+    )
+    return FinalTool(spec, accept)
+
+
+def review_tool() -> FinalTool:
+    """submit_review: a rejection must say what to fix."""
+
+    def accept(args: SubmitReview) -> dict[str, Any]:
+        if not args.approved and not args.findings:
+            raise ToolError("approved is false but findings is empty; list what must change")
+        findings = [Finding(file=f.file, problem=f.problem, task_id=f.task_id) for f in args.findings]
+        return {"approved": args.approved, "findings": msgspec.to_builtins(findings)}
+
+    spec = ToolSpec(
+        name="submit_review",
+        description="Give the verdict: approved, or findings (file and problem) to fix.",
+        args_type=SubmitReview,
+        run=_handled_by_session,
+    )
+    return FinalTool(spec, accept)
+
+
+# --- prompts and briefs ---------------------------------------------------------------
+
+
+@cache
+def system_prompt(role: str) -> str:
+    """The role's prompt file shipped in the package (actors/prompts/<role>.md)."""
+    return resources.files("ocactors.actors").joinpath(f"prompts/{role}.md").read_text("utf-8")
+
+
+def planner_brief(state: MissionState, session: str, workspace_listing: str) -> SessionBrief:
+    """The planner's brief: the goal, the workspace, and in later iterations what to fix."""
+    parts = [f"Goal: {state.goal}", f"Workspace files:\n{workspace_listing or '(empty)'}"]
+    if state.findings:
+        parts.append("Earlier tasks:\n" + _task_lines(state.tasks.values()))
+        parts.append("The review found these problems; plan fix tasks for them:\n" + _findings(state))
+    if state.verify and not state.verify.passed:
+        parts.append(f"The checks `{state.verify.command}` failed:\n{state.verify.output[-2000:]}")
+    return SessionBrief(
+        session=session,
+        actor="planner",
+        role="planner",
+        system=system_prompt("planner"),
+        brief="\n\n".join(parts),
+        final=plan_tool(list(state.tasks)),
+    )
+
+
+def worker_brief(state: MissionState, task: TaskState, session: str, workspace: Path) -> SessionBrief:
+    """The worker's brief: its task, the files it owns, and what its dependencies built."""
+    spec = task.spec
+    parts = [
+        f"Project goal: {state.goal}",
+        f"Your task {spec.id}: {spec.title}",
+        f"Files you own (only these may be written): {', '.join(spec.files)}",
+        f"Instructions:\n{spec.instructions or spec.title}",
+    ]
+    deps = [state.tasks[d] for d in spec.depends_on if d in state.tasks]
+    if deps:
+        parts.append("Already built by tasks you depend on:\n" + _task_lines(deps))
+    return SessionBrief(
+        session=session,
+        actor=f"worker:{spec.id}",
+        role="worker",
+        system=system_prompt("worker"),
+        brief="\n\n".join(parts),
+        final=finish_tool(workspace, spec.files),
+        task_id=spec.id,
+    )
+
+
+def reviewer_brief(state: MissionState, session: str, verify_command: str | None) -> SessionBrief:
+    """The reviewer's brief: the goal, what each task says it built, the check to run."""
+    check = f"`{verify_command}`" if verify_command else "(none found; read the code instead)"
+    parts = [
+        f"Goal: {state.goal}",
+        "Tasks and what their developers say they built:\n" + _task_lines(state.tasks.values()),
+        f"The project's checks: {check}",
+    ]
+    return SessionBrief(
+        session=session,
+        actor="reviewer",
+        role="reviewer",
+        system=system_prompt("reviewer"),
+        brief="\n\n".join(parts),
+        final=review_tool(),
+    )
+
+
+def _task_lines(tasks: Any) -> str:
+    lines = []
+    for task in tasks:
+        note = f": {task.summary}" if task.summary else f" ({task.status})"
+        lines.append(f"- {task.spec.id} [{', '.join(task.spec.files)}] {task.spec.title}{note}")
+    return "\n".join(lines)
+
+
+def _findings(state: MissionState) -> str:
+    return "\n".join(
+        f"- {f.file}: {f.problem}" + (f" (task {f.task_id})" if f.task_id else "")
+        for f in state.findings
+    )

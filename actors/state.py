@@ -1,0 +1,353 @@
+"""The mission as a pure fold of its events: ``apply(state, event) -> state``.
+
+Everything the Commander knows is derived here, so a Commander rebuilt from the log (after a
+crash, a kill -9 or on ``ocactors resume``) is the same Commander.  ``apply`` never mutates its
+input: it returns a new :class:`MissionState` sharing the unchanged parts, which is what makes
+``state_at(seq)`` time travel and the hypothesis property "folding all equals applying one by
+one" possible.  Finished tasks keep only their spec and a short summary; the conversation that
+built them stays in the log, which keeps memory bounded on long missions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ocactors.events import catalogue as ev
+from ocactors.events.catalogue import Event, Finding, MissionSettings, TaskSpec
+
+TaskStatus = Literal["pending", "running", "interrupted", "done", "failed"]
+Phase = Literal[
+    "new", "planning", "building", "reviewing", "verifying", "sealed", "failed", "stopped"
+]
+SUMMARY_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class TaskState:
+    """One task of the plan and where it stands."""
+
+    spec: TaskSpec
+    iteration: int
+    status: TaskStatus = "pending"
+    attempts: int = 0
+    session: str | None = None
+    summary: str = ""
+    failures: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """A model session that is running (finished ones leave this table)."""
+
+    session: str
+    role: str
+    actor: str
+    model: str
+    task_id: str | None
+    started: str
+    turns: int = 0
+    step: str = "starting"
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    """Token use; ``cost`` is filled by whoever knows the prices."""
+
+    prompt: int = 0
+    completion: int = 0
+
+    @property
+    def total(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt + self.completion
+
+
+@dataclass(frozen=True, slots=True)
+class MissionState:
+    """Everything the Commander decides from, rebuilt from the log alone."""
+
+    mission: str = ""
+    goal: str = ""
+    workspace: str = ""
+    version: int = 0
+    settings: MissionSettings = MissionSettings()
+    phase: Phase = "new"
+    paused_phase: Phase = "new"
+    iteration: int = 0
+    tasks: Mapping[str, TaskState] = field(default_factory=dict)
+    leases: Mapping[str, str] = field(default_factory=dict)
+    sessions: Mapping[str, SessionInfo] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()
+    previous_findings: tuple[Finding, ...] = ()
+    approved: bool | None = None
+    verify: ev.VerifyFinished | None = None
+    verify_command: str = ""
+    tokens: Mapping[str, Tokens] = field(default_factory=dict)
+    retries: int = 0
+    recoveries: int = 0
+    crashes: Mapping[str, int] = field(default_factory=dict)
+    complaints: tuple[str, ...] = ()
+    compactions: int = 0
+    plan_attempts: int = 0
+    review_attempts: int = 0
+    outcome: str = ""
+    detail: str = ""
+    started_ts: str = ""
+    last_ts: str = ""
+    last_seq: int = 0
+
+    @property
+    def final(self) -> bool:
+        """True once the mission sealed, failed or stopped (until a resume)."""
+        return self.phase in ("sealed", "failed", "stopped")
+
+    def tasks_in(self, *statuses: TaskStatus) -> list[TaskState]:
+        """Tasks whose status is one of ``statuses``, in plan order."""
+        return [task for task in self.tasks.values() if task.status in statuses]
+
+    @property
+    def total_tokens(self) -> int:
+        """Tokens used by every role together."""
+        return sum(t.total for t in self.tokens.values())
+
+
+def fold_mission(events: Iterable[Event]) -> MissionState:
+    """Replay ``events`` from the start of a log."""
+    state = MissionState()
+    for event in events:
+        state = apply(state, event)
+    return state
+
+
+def apply(state: MissionState, event: Event) -> MissionState:
+    """The mission's one transition function; unknown events only move ``last_seq``."""
+    state = dataclasses.replace(state, last_seq=event.seq, last_ts=event.ts or state.last_ts)
+    handler = _HANDLERS.get(type(event))
+    return handler(state, event) if handler else state
+
+
+# --- lifecycle ------------------------------------------------------------------------
+
+
+def _started(s: MissionState, e: ev.MissionStarted) -> MissionState:
+    return dataclasses.replace(
+        s,
+        mission=e.mission,
+        goal=e.goal,
+        workspace=e.workspace,
+        version=e.version,
+        settings=e.settings,
+        started_ts=e.ts,
+    )
+
+
+def _resumed(s: MissionState, e: ev.MissionResumed) -> MissionState:
+    phase = s.paused_phase if s.phase in ("stopped", "failed") else s.phase
+    settings = e.settings if e.settings is not None else s.settings
+    return dataclasses.replace(s, phase=phase, settings=settings, outcome="", detail="")
+
+
+def _sealed(s: MissionState, e: ev.MissionSealed) -> MissionState:
+    return dataclasses.replace(s, phase="sealed", outcome="sealed", detail=e.summary)
+
+
+def _failed(s: MissionState, e: ev.MissionFailed) -> MissionState:
+    return _interrupt(s, "failed", e.reason, e.detail)
+
+
+def _stopped(s: MissionState, e: ev.MissionStopped) -> MissionState:
+    return _interrupt(s, "stopped", e.reason, e.detail)
+
+
+def _interrupt(s: MissionState, phase: Phase, reason: str, detail: str) -> MissionState:
+    """Running tasks become ``interrupted`` (resumable); sessions and leases are gone."""
+    tasks = {
+        tid: dataclasses.replace(t, status="interrupted") if t.status == "running" else t
+        for tid, t in s.tasks.items()
+    }
+    paused = s.paused_phase if s.final else s.phase
+    return dataclasses.replace(
+        s,
+        phase=phase,
+        paused_phase=paused,
+        outcome=reason,
+        detail=detail,
+        tasks=tasks,
+        sessions={},
+        leases={},
+    )
+
+
+# --- planning -------------------------------------------------------------------------
+
+
+def _iteration(s: MissionState, e: ev.IterationStarted) -> MissionState:
+    return dataclasses.replace(
+        s, iteration=e.iteration, phase="planning", approved=None, plan_attempts=0
+    )
+
+
+def _plan_requested(s: MissionState, e: ev.PlanRequested) -> MissionState:
+    return dataclasses.replace(s, plan_attempts=s.plan_attempts + 1)
+
+
+def _plan_accepted(s: MissionState, e: ev.PlanAccepted) -> MissionState:
+    tasks = dict(s.tasks)
+    for spec in e.tasks:
+        tasks[spec.id] = TaskState(spec=spec, iteration=e.iteration)
+    return dataclasses.replace(s, tasks=tasks, phase="building", review_attempts=0)
+
+
+# --- building -------------------------------------------------------------------------
+
+
+def _lease_granted(s: MissionState, e: ev.LeaseGranted) -> MissionState:
+    leases = dict(s.leases)
+    leases.update(dict.fromkeys(e.files, e.task_id))
+    return dataclasses.replace(s, leases=leases)
+
+
+def _lease_released(s: MissionState, e: ev.LeaseReleased) -> MissionState:
+    leases = {f: t for f, t in s.leases.items() if not (t == e.task_id and f in e.files)}
+    return dataclasses.replace(s, leases=leases)
+
+
+def _task_started(s: MissionState, e: ev.TaskStarted) -> MissionState:
+    return _with_task(s, e.task_id, status="running", attempts=e.attempt, session=e.session)
+
+
+def _task_finished(s: MissionState, e: ev.TaskFinished) -> MissionState:
+    return _with_task(s, e.task_id, status="done", summary=e.summary[:SUMMARY_LIMIT])
+
+
+def _task_failed(s: MissionState, e: ev.TaskFailed) -> MissionState:
+    task = s.tasks.get(e.task_id)
+    failures = (*task.failures, e.reason) if task else (e.reason,)
+    status: TaskStatus = "pending" if e.retryable else "failed"
+    return _with_task(s, e.task_id, status=status, failures=failures[-5:])
+
+
+def _with_task(s: MissionState, task_id: str, **changes: object) -> MissionState:
+    task = s.tasks.get(task_id)
+    if task is None:
+        return s
+    tasks = dict(s.tasks)
+    tasks[task_id] = dataclasses.replace(task, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(s, tasks=tasks)
+
+
+# --- review and verify ----------------------------------------------------------------
+
+
+def _review_requested(s: MissionState, e: ev.ReviewRequested) -> MissionState:
+    return dataclasses.replace(s, phase="reviewing", review_attempts=s.review_attempts + 1)
+
+
+def _review_submitted(s: MissionState, e: ev.ReviewSubmitted) -> MissionState:
+    return dataclasses.replace(
+        s,
+        approved=e.approved,
+        previous_findings=s.findings,
+        findings=tuple(e.findings),
+    )
+
+
+def _verify_started(s: MissionState, e: ev.VerifyStarted) -> MissionState:
+    return dataclasses.replace(s, phase="verifying", verify_command=e.command)
+
+
+def _verify_finished(s: MissionState, e: ev.VerifyFinished) -> MissionState:
+    return dataclasses.replace(s, verify=e, complaints=(*s.complaints[-4:], complaint(s, e)))
+
+
+def complaint(s: MissionState, verify: ev.VerifyFinished) -> str:
+    """What an iteration ended with, as a comparable signature (for the no-progress rule)."""
+    if s.approved and verify.passed:
+        return ""
+    problems = sorted(f"{f.file}: {f.problem}" for f in s.findings)
+    if not verify.passed:
+        problems.append(f"checks failed: {verify.output[-400:]}")
+    return "\n".join(problems)
+
+
+# --- sessions -------------------------------------------------------------------------
+
+
+def _session_started(s: MissionState, e: ev.SessionStarted) -> MissionState:
+    info = SessionInfo(e.session, e.role, e.actor, e.model, e.task_id, e.ts)
+    return dataclasses.replace(s, sessions={**s.sessions, e.session: info})
+
+
+def _session_ended(s: MissionState, e: ev.SessionFinished | ev.SessionFailed) -> MissionState:
+    sessions = {k: v for k, v in s.sessions.items() if k != e.session}
+    return dataclasses.replace(s, sessions=sessions)
+
+
+def _model_requested(s: MissionState, e: ev.ModelRequested) -> MissionState:
+    return _with_session(s, e.session, turns=e.turn, step=f"turn {e.turn}: thinking")
+
+
+def _model_responded(s: MissionState, e: ev.ModelResponded) -> MissionState:
+    role = e.actor.split(":", 1)[0] or "unknown"
+    old = s.tokens.get(role, Tokens())
+    used = Tokens(old.prompt + e.usage.prompt_tokens, old.completion + e.usage.completion_tokens)
+    return dataclasses.replace(s, tokens={**s.tokens, role: used})
+
+
+def _tool_called(s: MissionState, e: ev.ToolCalled) -> MissionState:
+    return _with_session(s, e.session, step=f"turn {e.turn}: {e.name}")
+
+
+def _retried(s: MissionState, e: ev.ModelRetried) -> MissionState:
+    return dataclasses.replace(s, retries=s.retries + 1)
+
+
+def _compacted(s: MissionState, e: ev.SessionCompacted) -> MissionState:
+    return dataclasses.replace(s, compactions=s.compactions + 1)
+
+
+def _crashed(s: MissionState, e: ev.ActorCrashed) -> MissionState:
+    key = e.session or e.target
+    crashes = {**s.crashes, key: s.crashes.get(key, 0) + 1}
+    return dataclasses.replace(s, recoveries=s.recoveries + 1, crashes=crashes)
+
+
+def _with_session(s: MissionState, session: str, **changes: object) -> MissionState:
+    info = s.sessions.get(session)
+    if info is None:
+        return s
+    updated = dataclasses.replace(info, **changes)  # type: ignore[arg-type]
+    return dataclasses.replace(s, sessions={**s.sessions, session: updated})
+
+
+_HANDLERS: dict[type, Callable[[MissionState, Any], MissionState]] = {
+    ev.MissionStarted: _started,
+    ev.MissionResumed: _resumed,
+    ev.MissionSealed: _sealed,
+    ev.MissionFailed: _failed,
+    ev.MissionStopped: _stopped,
+    ev.IterationStarted: _iteration,
+    ev.PlanRequested: _plan_requested,
+    ev.PlanAccepted: _plan_accepted,
+    ev.LeaseGranted: _lease_granted,
+    ev.LeaseReleased: _lease_released,
+    ev.TaskStarted: _task_started,
+    ev.TaskFinished: _task_finished,
+    ev.TaskFailed: _task_failed,
+    ev.ReviewRequested: _review_requested,
+    ev.ReviewSubmitted: _review_submitted,
+    ev.VerifyStarted: _verify_started,
+    ev.VerifyFinished: _verify_finished,
+    ev.SessionStarted: _session_started,
+    ev.SessionFinished: _session_ended,
+    ev.SessionFailed: _session_ended,
+    ev.ModelRequested: _model_requested,
+    ev.ModelResponded: _model_responded,
+    ev.ModelRetried: _retried,
+    ev.SessionCompacted: _compacted,
+    ev.ToolCalled: _tool_called,
+    ev.ActorCrashed: _crashed,
+}

@@ -1,0 +1,181 @@
+"""Planner, Worker, Reviewer and Verifier: pykka actors that each run one piece of work.
+
+Each role actor lives for one session: it receives :class:`RunSession`, builds its brief from
+the immutable mission state in the message, runs the agent session in its own thread, tells
+the Commander how it ended and stops.  A crash (any exception escaping the session) reaches
+the Commander as :class:`ActorDied` through ``on_failure``; the Commander rebuilds a fresh
+actor from the session's events in the log.  Threads are daemons so a stopping mission never
+waits on a model request in flight.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pykka
+
+from ocactors.actors.context import MissionContext
+from ocactors.actors.messages import ActorDied, RunSession, RunVerify, SessionEnded, VerifyEnded
+from ocactors.actors.roles import planner_brief, review_tool, reviewer_brief, worker_brief
+from ocactors.actors.session import SessionBrief, SessionInterrupted
+from ocactors.actors.verify import detect_verify_command, run_verify
+from ocactors.tools import (
+    Toolbox,
+    ToolContext,
+    Workspace,
+    planner_tools,
+    reviewer_tools,
+    worker_tools,
+)
+
+LISTING_LIMIT = 300
+SKIP_DIRS = {".git", ".opencode", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache"}
+
+
+class SessionActor(pykka.ThreadingActor):
+    """Runs one agent session; subclasses say which role and which brief."""
+
+    use_daemon_thread = True
+    role = ""
+
+    def __init__(self, ctx: MissionContext, commander: pykka.ActorRef[Any]) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.commander = commander
+        self.job: RunSession | None = None
+
+    def on_receive(self, message: Any) -> Any:
+        """Runs on this actor's own thread: the whole session, then one report."""
+        if isinstance(message, RunSession):
+            self.job = message
+            self.commander.tell(self._run(message))
+            self.actor_ref.stop(block=False)
+        return None
+
+    def _run(self, job: RunSession) -> SessionEnded:
+        session = self.ctx.session_factory(
+            self.brief(job),
+            client=self.ctx.clients[self.role],
+            toolbox=self.toolbox(job),
+            record=self.ctx.record,
+            mission=self.ctx.mission,
+            gate=self.ctx.gate(job.cancel),
+            limits=self.ctx.limits,
+            prior=job.prior,
+        )
+        try:
+            outcome = session.run()
+        except SessionInterrupted as stop:
+            return SessionEnded(job.kind, job.key, job.session, interrupted=stop.reason)
+        return SessionEnded(job.kind, job.key, job.session, outcome.result, outcome.failure)
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Runs on this actor's thread after a crash: tell the Commander, who replaces us."""
+        if self.job is not None:
+            error = f"{getattr(exception_type, '__name__', 'error')}: {exception_value}"
+            self.commander.tell(ActorDied(self.job.kind, self.job.key, self.job.session, error))
+
+    def brief(self, job: RunSession) -> SessionBrief:
+        """The session's brief; each role overrides it."""
+        return SessionBrief(job.session, self.role, self.role, "", "", review_tool())
+
+    def toolbox(self, job: RunSession) -> Toolbox:
+        """The tools of this role: read-only unless a role says otherwise."""
+        return Toolbox(planner_tools(self.ctx.web), self._context(None))
+
+    def _context(self, writable: list[str] | None) -> ToolContext:
+        workspace = Workspace(
+            self.ctx.workspace, writable=writable, on_before_write=self.ctx.on_before_write
+        )
+        return ToolContext(workspace=workspace, shell=self.ctx.shell, web=self.ctx.web, http=self.ctx.http)
+
+
+class PlannerActor(SessionActor):
+    """Breaks the goal (or the review's findings) into file-level tasks."""
+
+    role = "planner"
+
+    def brief(self, job: RunSession) -> SessionBrief:
+        return planner_brief(job.state, job.session, workspace_listing(self.ctx.workspace))
+
+
+
+class WorkerActor(SessionActor):
+    """Builds one task, writing only the files its lease names."""
+
+    role = "worker"
+
+    def brief(self, job: RunSession) -> SessionBrief:
+        task = job.state.tasks[job.key]
+        return worker_brief(job.state, task, job.session, self.ctx.workspace)
+
+    def toolbox(self, job: RunSession) -> Toolbox:
+        files = list(job.state.tasks[job.key].spec.files)
+        return Toolbox(worker_tools(self.ctx.web), self._context(files))
+
+
+class ReviewerActor(SessionActor):
+    """Runs the checks, reads the result and gives a verdict."""
+
+    role = "reviewer"
+
+    def brief(self, job: RunSession) -> SessionBrief:
+        command = job.state.settings.verify_command or detect_verify_command(self.ctx.workspace)
+        return reviewer_brief(job.state, job.session, command)
+
+    def toolbox(self, job: RunSession) -> Toolbox:
+        return Toolbox(reviewer_tools(self.ctx.web), self._context(None))
+
+
+class VerifierActor(pykka.ThreadingActor):
+    """Runs the project's checks off the Commander's thread and reports the result."""
+
+    use_daemon_thread = True
+
+    def __init__(self, ctx: MissionContext, commander: pykka.ActorRef[Any]) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.commander = commander
+
+    def on_receive(self, message: Any) -> Any:
+        """Runs on this actor's thread: the command, then one report, then stop."""
+        if isinstance(message, RunVerify):
+            self.commander.tell(self._verify(message))
+            self.actor_ref.stop(block=False)
+        return None
+
+    def _verify(self, job: RunVerify) -> VerifyEnded:
+        if not job.command:
+            note = "no verify command given or found (pytest, npm, cargo, go, make)"
+            return VerifyEnded(job.iteration, "", 0, note, 0.0)
+        result = run_verify(self.ctx.workspace, job.command)
+        return VerifyEnded(
+            job.iteration, job.command, result.exit_code, result.output, result.duration_s
+        )
+
+
+def workspace_listing(root: Path, limit: int = LISTING_LIMIT) -> str:
+    """The workspace's files (relative, sorted), for the planner's first look."""
+    found: list[str] = []
+    for current, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
+        rel = Path(current).relative_to(root)
+        found.extend(str(rel / name) if str(rel) != "." else name for name in sorted(files))
+        if len(found) >= limit:
+            return "\n".join(found[:limit]) + f"\n... (more than {limit} files)"
+    return "\n".join(found)
+
+
+ROLE_ACTORS: dict[str, type[SessionActor]] = {
+    "plan": PlannerActor,
+    "task": WorkerActor,
+    "review": ReviewerActor,
+}
