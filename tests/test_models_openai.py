@@ -1,0 +1,205 @@
+"""OpenAIChatClient against the scripted server over real sockets, plus its lenient parsing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import msgspec
+import pytest
+from ocactors.actors.models import (
+    BadRequest,
+    OpenAIChatClient,
+    ScriptedModelServer,
+    ServerError,
+    Turn,
+)
+from ocactors.actors.models.openai_client import (
+    StreamAssembler,
+    _Completion,
+    parse_completion,
+    to_openai_message,
+)
+from ocactors.events.catalogue import ChatMessage, ToolCall
+
+from tests._models_helpers import CONVERSATION, SECRET, TOOLS, headers, http_client
+
+SCRIPT = {
+    "worker:*": [
+        Turn(
+            "Let me look at the file first.",
+            [("read_file", {"path": "a.py"}), ("grep", {"pattern": "def main", "path": "."})],
+            reasoning="The bug is probably in main.",
+        ),
+        Turn("All done."),
+    ],
+    "quiet": [Turn("no usage here", [("read_file", {"path": "b.py"})], usage=False)],
+    "broken": [Turn(tool_calls=[("edit_file", '{"path": "a.py", "old": "x"')])],
+}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ScriptedModelServer]:
+    with ScriptedModelServer(SCRIPT) as server:
+        yield server
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with http_client() as client:
+        yield client
+
+
+def client(http: httpx.Client, server: ScriptedModelServer, stream: bool) -> OpenAIChatClient:
+    return OpenAIChatClient(
+        http, base_url=server.base_url, api_key=SECRET, model="gpt-test", stream=stream
+    )
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_round_trip_with_tool_calls_and_reasoning(
+    http: httpx.Client, server: ScriptedModelServer, stream: bool
+) -> None:
+    reply = client(http, server, stream).complete(CONVERSATION, TOOLS, headers=headers(turn=1))
+    message = reply.message
+    assert message.role == "assistant"
+    assert message.content == "Let me look at the file first."
+    assert message.reasoning == "The bug is probably in main."
+    assert [(c.id, c.name) for c in message.tool_calls] == [
+        ("call_1_0", "read_file"),
+        ("call_1_1", "grep"),
+    ]
+    assert json.loads(message.tool_calls[1].arguments) == {"pattern": "def main", "path": "."}
+    assert reply.finish_reason == "tool_calls"
+    assert reply.usage.prompt_tokens > 0 and not reply.usage.estimated
+    assert reply.latency_ms > 0
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_request_carries_tools_headers_key_and_stream_options(
+    http: httpx.Client, server: ScriptedModelServer, stream: bool
+) -> None:
+    server.reset_stats()
+    client(http, server, stream).complete(CONVERSATION, TOOLS, headers=headers("worker:t7", 2))
+    (request,) = server.requests
+    assert request.path == "/v1/chat/completions"
+    assert (request.actor, request.turn) == ("worker:t7", 2)
+    assert request.headers["x-ocactors-mission"] == "m-1"
+    assert request.headers["authorization"] == f"Bearer {SECRET}"
+    assert request.body["tools"] == TOOLS
+    assert request.body["model"] == "gpt-test"
+    assert request.body["stream"] is stream
+    assert ("stream_options" in request.body) is stream
+
+
+def test_history_is_sent_back_without_reasoning(
+    http: httpx.Client, server: ScriptedModelServer
+) -> None:
+    first = client(http, server, True).complete(CONVERSATION, TOOLS, headers=headers(turn=1))
+    results = [
+        ChatMessage(role="tool", content=f"result {c.name}", tool_call_id=c.id)
+        for c in first.message.tool_calls
+    ]
+    server.reset_stats()
+    history = [*CONVERSATION, first.message, *results]
+    reply = client(http, server, True).complete(history, TOOLS, headers=headers())
+    assert reply.message.content == "All done."  # turn 2 found by counting assistant messages
+    sent = server.requests[0].body["messages"]
+    assert not any("reasoning" in key for m in sent for key in m)
+    assert sent[2]["tool_calls"][0]["function"] == {
+        "name": "read_file",
+        "arguments": '{"path": "a.py"}',
+    }
+    assert sent[3] == {"role": "tool", "tool_call_id": "call_1_0", "content": "result read_file"}
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_usage_is_estimated_when_absent(
+    http: httpx.Client, server: ScriptedModelServer, stream: bool
+) -> None:
+    reply = client(http, server, stream).complete(CONVERSATION, [], headers=headers("quiet", 1))
+    assert reply.usage.estimated
+    assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0
+
+
+def test_malformed_tool_arguments_are_passed_through_raw(
+    http: httpx.Client, server: ScriptedModelServer
+) -> None:
+    reply = client(http, server, True).complete(CONVERSATION, [], headers=headers("broken", 1))
+    assert reply.message.tool_calls[0].arguments == '{"path": "a.py", "old": "x"'
+
+
+def test_script_running_out_is_a_clear_server_error(
+    http: httpx.Client, server: ScriptedModelServer
+) -> None:
+    with pytest.raises(ServerError, match="ran out: it has 2 turns, turn 9 was requested"):
+        client(http, server, False).complete(CONVERSATION, [], headers=headers(turn=9))
+
+
+def test_unknown_actor_names_the_patterns(http: httpx.Client, server: ScriptedModelServer) -> None:
+    with pytest.raises(ServerError, match="no script for actor 'planner'"):
+        client(http, server, True).complete(CONVERSATION, [], headers=headers("planner", 1))
+
+
+def test_a_base_url_without_scheme_is_a_bad_request(http: httpx.Client) -> None:
+    bad = OpenAIChatClient(http, base_url="127.0.0.1:9/v1", api_key=SECRET, model="m")
+    with pytest.raises(BadRequest) as caught:
+        bad.complete(CONVERSATION, [], headers={})
+    assert SECRET not in str(caught.value)
+
+
+# --- lenient parsing (servers that are only mostly OpenAI) ----------------------------
+
+
+def chunk(delta: dict[str, object], **extra: object) -> _Completion:
+    raw = {"choices": [{"index": 0, "delta": delta, "finish_reason": None}], **extra}
+    return msgspec.json.decode(json.dumps(raw), type=_Completion)
+
+
+def test_stream_without_indexes_or_ids_is_assembled() -> None:
+    assembler = StreamAssembler()
+    assembler.feed(chunk({"reasoning": "think "}))
+    assembler.feed(chunk({"reasoning": "hard", "content": "ok"}))
+    assembler.feed(chunk({"tool_calls": [{"function": {"name": "a", "arguments": '{"x":'}}]}))
+    assembler.feed(chunk({"tool_calls": [{"function": {"arguments": " 1}"}}]}))
+    assembler.feed(chunk({"tool_calls": [{"id": "c2", "function": {"name": "b"}}]}))
+    assembler.feed(
+        chunk({"tool_calls": [{"id": "c3", "function": {"name": "c", "arguments": {"k": 2}}}]})
+    )
+    assembler.feed(chunk({}, x_groq={"usage": {"prompt_tokens": 7, "completion_tokens": 3}}))
+    message = assembler.message()
+    assert message.reasoning == "think hard"
+    assert message.content == "ok"
+    first, second, third = message.tool_calls
+    assert (first.name, first.arguments) == ("a", '{"x": 1}')
+    assert first.id.startswith("call_")
+    assert (second.id, second.name, second.arguments) == ("c2", "b", "{}")
+    assert (third.id, third.arguments) == ("c3", '{"k":2}')
+    assert assembler.usage is not None and assembler.usage.prompt_tokens == 7
+
+
+def test_non_stream_completion_is_read_leniently() -> None:
+    body = {
+        "choices": [
+            {
+                "message": {
+                    "role": "assistant",
+                    "content": [{"type": "text", "text": "hi"}],
+                    "reasoning_content": "why",
+                    "tool_calls": [{"function": {"name": "read_file", "arguments": ""}}],
+                }
+            }
+        ]
+    }
+    message, reason, usage = parse_completion(json.dumps(body).encode(), "u", None)
+    assert message.content == "hi" and message.reasoning == "why"
+    assert message.tool_calls[0].arguments == "{}"
+    assert message.tool_calls[0].id.startswith("call_")
+    assert reason == "tool_calls" and usage is None
+
+
+def test_assistant_message_without_content_sends_null_content() -> None:
+    call = ToolCall(id="c1", name="read_file", arguments="{}")
+    sent = to_openai_message(ChatMessage(role="assistant", tool_calls=[call], reasoning="secret"))
+    assert sent["content"] is None and "reasoning" not in json.dumps(sent)

@@ -1,0 +1,153 @@
+"""The scripted model server itself: turn selection, faults, latency overlap, JSON scripts."""
+
+from __future__ import annotations
+
+import gc
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from ocactors.actors.models import (
+    Fault,
+    OpenAIChatClient,
+    RateLimited,
+    ScriptedModelServer,
+    ScriptedRequest,
+    ScriptError,
+    Turn,
+    load_script,
+)
+from ocactors.events.catalogue import ChatMessage
+
+from tests._models_helpers import CONVERSATION, headers, http_client
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with http_client() as client:
+        yield client
+
+
+def ask(http: httpx.Client, server: ScriptedModelServer, actor: str, turn: int | None) -> str:
+    client = OpenAIChatClient(http, base_url=server.base_url, api_key=None, model="m")
+    return client.complete(CONVERSATION, [], headers=headers(actor, turn)).message.content
+
+
+def test_exact_names_win_then_patterns_in_order(http: httpx.Client) -> None:
+    script = {
+        "worker:*": [Turn("pattern one")],
+        "worker:t*": [Turn("pattern two")],
+        "worker:t2": [Turn("exact")],
+    }
+    with ScriptedModelServer(script) as server:
+        assert ask(http, server, "worker:t2", 1) == "exact"
+        assert ask(http, server, "worker:t3", 1) == "pattern one"
+
+
+def test_turn_comes_from_the_header_or_the_assistant_count(http: httpx.Client) -> None:
+    with ScriptedModelServer({"default": [Turn("one"), Turn("two")]}) as server:
+        client = OpenAIChatClient(http, base_url=server.base_url, api_key=None, model="m")
+        assert client.complete(CONVERSATION, [], headers={}).message.content == "one"
+        history = [*CONVERSATION, ChatMessage(role="assistant", content="one")]
+        assert client.complete(history, [], headers={}).message.content == "two"
+        assert ask(http, server, "default", 2) == "two"
+        assert [r.turn for r in server.requests] == [1, 2, 2]
+
+
+def test_callable_scripts_see_the_request(http: httpx.Client) -> None:
+    seen: list[ScriptedRequest] = []
+
+    def echo(request: ScriptedRequest) -> Turn:
+        seen.append(request)
+        return Turn(f"{request.actor} turn {request.turn}: {request.messages[-1].content}")
+
+    with ScriptedModelServer({"planner": echo}) as server:
+        assert ask(http, server, "planner", 4) == "planner turn 4: Fix the bug in a.py."
+    assert seen[0].headers["x-ocactors-mission"] == "m-1"
+    assert seen[0].body["model"] == "m"
+
+
+def test_a_fault_hits_the_first_attempts_of_its_own_turn_only(http: httpx.Client) -> None:
+    script = {"w*": [Turn("ok", fault=Fault("429", times=2))]}
+    with ScriptedModelServer(script) as server:
+        for actor in ("w1", "w2"):
+            for _ in range(2):
+                with pytest.raises(RateLimited):
+                    ask(http, server, actor, 1)
+            assert ask(http, server, actor, 1) == "ok"
+        assert [r.status for r in server.requests] == [429, 429, 200] * 2
+
+
+def test_concurrent_requests_overlap_their_latency(http: httpx.Client) -> None:
+    count, latency = 20, 0.2
+    with ScriptedModelServer({"*": [Turn("hi")]}, latency_s=latency) as server:
+        threads = [
+            threading.Thread(target=ask, args=(http, server, f"w{i}", 1)) for i in range(count)
+        ]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+        wall = time.monotonic() - started
+        assert len(server.requests) == count
+        assert server.peak_concurrency >= count // 2
+        assert wall < latency * 4  # serial would be 4 s
+        server.reset_stats()
+        assert server.requests == [] and server.peak_concurrency == 0
+
+
+def test_model_lists_for_probes(http: httpx.Client) -> None:
+    with ScriptedModelServer({}) as server:
+        tags = http.get(f"{server.root_url}/api/tags").json()
+        models = http.get(f"{server.base_url}/models").json()
+    assert tags["models"][0]["name"] == "scripted"
+    assert models["data"][0]["id"] == "scripted"
+
+
+def test_close_leaves_nothing_open(http: httpx.Client) -> None:
+    server = ScriptedModelServer({"*": [Turn("x", fault=Fault("stall", stall_s=30))]})
+    client = OpenAIChatClient(http, base_url=server.base_url, api_key=None, model="m", timeout=0.1)
+    with pytest.raises(Exception, match="ReadTimeout"):
+        client.complete(CONVERSATION, [], headers={})
+    started = time.monotonic()
+    server.close()
+    server.close()  # idempotent
+    assert time.monotonic() - started < 2
+    gc.collect()  # a leaked socket would raise ResourceWarning here (filterwarnings=error)
+
+
+def test_load_script_from_json(tmp_path: Path, http: httpx.Client) -> None:
+    path = tmp_path / "script.json"
+    path.write_text(
+        json.dumps(
+            {
+                "worker:*": [
+                    {
+                        "content": "reading",
+                        "tool_calls": [{"name": "read_file", "arguments": {"path": "a.py"}}],
+                        "fault": {"kind": "429", "times": 1, "retry_after": 0.1},
+                    },
+                    {"content": "done", "delay_s": 0.01},
+                ]
+            }
+        )
+    )
+    script = load_script(path)
+    first, second = script["worker:*"]
+    assert first.tool_calls == [("read_file", {"path": "a.py"})]
+    assert first.fault == Fault("429", times=1, retry_after=0.1)
+    assert second.content == "done"
+    with ScriptedModelServer(script) as server:
+        assert ask(http, server, "worker:t1", 2) == "done"
+
+
+def test_load_script_rejects_unknown_fault_kinds(tmp_path: Path) -> None:
+    path = tmp_path / "script.json"
+    path.write_text('{"a": [{"fault": {"kind": "teapot"}}]}')
+    with pytest.raises(ScriptError, match=r"script\.json"):
+        load_script(path)
