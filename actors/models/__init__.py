@@ -1,6 +1,7 @@
 """Model clients over plain HTTP (httpx), their self-healing, and a scripted model server.
 
-- :class:`OpenAIChatClient` speaks OpenAI-compatible ``/chat/completions``;
+- :class:`OpenAIChatClient` speaks OpenAI-compatible ``/chat/completions``,
+  :class:`AnthropicClient` the Anthropic Messages API;
 - :class:`RetryingClient` wraps a client with retries, backoff and an AIMD
   :class:`Limiter` shared per (endpoint, model) through a :class:`LimiterRegistry`;
 - :class:`ScriptedModelServer` plays scripted turns over real sockets for tests and demos.
@@ -8,6 +9,7 @@
 Errors are drawn in :mod:`ocactors.actors.models.errors`.
 """
 
+from ocactors.actors.models.anthropic_client import AnthropicClient
 from ocactors.actors.models.errors import (
     AuthError,
     BadRequest,
@@ -40,6 +42,7 @@ from ocactors.actors.models.types import (
 )
 
 __all__ = [
+    "AnthropicClient",
     "AuthError",
     "BadRequest",
     "BadResponse",

@@ -193,7 +193,8 @@ def anthropic_stream(answer: Answer, model: str, ident: str) -> list[bytes]:
     """message_start, a start/delta.../stop triple per block, message_delta, message_stop."""
     usage = answer.usage or (0, 0)
     start = {**anthropic_body(Answer("", [], None, None), model, ident), "stop_reason": None}
-    start["usage"] = {"input_tokens": usage[0], "output_tokens": 1}
+    if answer.usage is not None:
+        start["usage"] = {"input_tokens": usage[0], "output_tokens": 1}
     events = [sse({"type": "message_start", "message": start}, "message_start")]
     for index, block in enumerate(anthropic_blocks(answer)):
         events += _anthropic_block(index, block, answer)
