@@ -4,12 +4,23 @@
   :class:`AnthropicClient` the Anthropic Messages API;
 - :class:`RetryingClient` wraps a client with retries, backoff and an AIMD
   :class:`Limiter` shared per (endpoint, model) through a :class:`LimiterRegistry`;
+- :func:`resolve_models` reads flags, environment and ``.opencode/ocactors.toml`` into a
+  :class:`ModelsConfig`; :func:`build_client` turns a :class:`RoleConfig` into a client;
 - :class:`ScriptedModelServer` plays scripted turns over real sockets for tests and demos.
 
 Errors are drawn in :mod:`ocactors.actors.models.errors`.
 """
 
 from ocactors.actors.models.anthropic_client import AnthropicClient
+from ocactors.actors.models.config import (
+    ROLES,
+    ConfigError,
+    ModelFlags,
+    ModelsConfig,
+    Price,
+    RoleConfig,
+    resolve_models,
+)
 from ocactors.actors.models.errors import (
     AuthError,
     BadRequest,
@@ -20,6 +31,7 @@ from ocactors.actors.models.errors import (
     ServerError,
     TransportError,
 )
+from ocactors.actors.models.factory import build_client, build_clients, make_http_client
 from ocactors.actors.models.limiter import Limiter, LimiterRegistry, default_concurrency
 from ocactors.actors.models.openai_client import OpenAIChatClient
 from ocactors.actors.models.retrying import RetryingClient
@@ -42,23 +54,29 @@ from ocactors.actors.models.types import (
 )
 
 __all__ = [
+    "ROLES",
     "AnthropicClient",
     "AuthError",
     "BadRequest",
     "BadResponse",
+    "ConfigError",
     "ContextOverflow",
     "Fault",
     "Limiter",
     "LimiterRegistry",
     "ModelClient",
     "ModelError",
+    "ModelFlags",
     "ModelReply",
+    "ModelsConfig",
     "OnRetry",
     "OpenAIChatClient",
+    "Price",
     "RateLimited",
     "RecordedRequest",
     "RetryInfo",
     "RetryingClient",
+    "RoleConfig",
     "Script",
     "ScriptError",
     "ScriptedModelServer",
@@ -66,7 +84,11 @@ __all__ = [
     "ServerError",
     "TransportError",
     "Turn",
+    "build_client",
+    "build_clients",
     "default_concurrency",
     "estimate_tokens",
     "load_script",
+    "make_http_client",
+    "resolve_models",
 ]
