@@ -34,7 +34,7 @@ def test_each_429_halves_the_cap_down_to_one() -> None:
     for _ in range(5):
         settle(limiter, "rate_limited")
         caps.append(limiter.cap)
-    assert caps == [4, 2, 1, 1, 1]
+    assert caps == [4, 2, 1, 1, 1] and limiter.cuts == 5
 
 
 def test_successes_raise_the_cap_slowly_back_to_the_max() -> None:
@@ -143,4 +143,4 @@ def test_fan_out_is_held_to_the_cap_and_429s_lower_it(http: httpx.Client) -> Non
         fan_out(client, [f"hot-{i}" for i in range(8)])
         assert len(server.requests) == 16  # every request healed after one 429
         assert server.peak_concurrency <= 4
-        assert limiter.cap < 4 and limiter.in_flight == 0
+        assert limiter.cuts >= 1 and limiter.in_flight == 0  # halved, maybe regrown since

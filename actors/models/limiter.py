@@ -53,6 +53,12 @@ class Limiter:
             return int(self._cap)
 
     @property
+    def cuts(self) -> int:
+        """How many times a 429 has halved the cap so far."""
+        with self._cond:
+            return self._generation
+
+    @property
     def in_flight(self) -> int:
         with self._cond:
             return self._in_flight

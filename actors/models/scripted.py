@@ -20,96 +20,48 @@ turn's ``delay_s``) is slept outside every lock, so concurrent requests overlap.
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 
-import msgspec
 from ocactors.actors.models import scripted_protocol as wire
+from ocactors.actors.models.scripted_script import (
+    Fault,
+    FaultKind,
+    Protocol,
+    RecordedRequest,
+    Script,
+    ScriptedRequest,
+    ScriptEntry,
+    ScriptError,
+    ToolCallScript,
+    Turn,
+    choose_turn,
+    load_script,
+    scripted_request,
+)
 from ocactors.actors.models.types import estimate_tokens
 from ocactors.events.catalogue import ChatMessage, ToolCall
 
-FaultKind = Literal[
-    "429", "500", "401", "stall", "malformed", "bad_body", "context_length", "disconnect"
+__all__ = [
+    "Fault",
+    "FaultKind",
+    "RecordedRequest",
+    "Script",
+    "ScriptEntry",
+    "ScriptError",
+    "ScriptedModelServer",
+    "ScriptedRequest",
+    "ToolCallScript",
+    "Turn",
+    "load_script",
 ]
-Protocol = Literal["openai", "anthropic"]
-
-
-class Fault(msgspec.Struct, frozen=True):
-    """What goes wrong with a turn's first ``times`` attempts.
-
-    kinds: ``429`` (with ``Retry-After: retry_after`` when set), ``500``, ``401``, ``stall`` (sleep
-    ``stall_s`` before answering normally: past a client's read timeout), ``malformed``
-    (tool-call arguments that are not JSON), ``bad_body`` (a 200 whose body is not the
-    protocol), ``context_length`` (the provider's prompt-too-long 400), ``disconnect``
-    (the connection is dropped before the answer completes).
-    """
-
-    kind: FaultKind
-    times: int = 1
-    retry_after: float | None = None
-    stall_s: float = 1.0
-
-
-ToolCallScript = tuple[str, Mapping[str, Any] | str]
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One scripted assistant reply; ``tool_calls`` are (name, arguments dict or raw JSON).
-
-    ``usage=False`` leaves usage out of the answer (clients must estimate it).
-    """
-
-    content: str = ""
-    tool_calls: Sequence[ToolCallScript] = ()
-    reasoning: str | None = None
-    delay_s: float = 0.0
-    fault: Fault | None = None
-    usage: bool = True
-
-
-@dataclass(frozen=True)
-class ScriptedRequest:
-    """What a callable script is given to choose its Turn."""
-
-    actor: str
-    turn: int
-    headers: dict[str, str]
-    body: dict[str, Any]
-    messages: list[ChatMessage]
-    protocol: Protocol = "openai"
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """A request the server answered; header names are lower-case; ``ended`` is when the
-    answer started to be written (so it is recorded before the client can see it)."""
-
-    path: str
-    headers: dict[str, str]
-    body: Any
-    actor: str
-    turn: int
-    started: float
-    ended: float
-    status: int = 200
-
-
-ScriptEntry = Sequence[Turn] | Callable[[ScriptedRequest], Turn]
-Script = Mapping[str, ScriptEntry]
-
-
-class ScriptError(Exception):
-    """The script has no answer for a request (unknown actor, ran out of turns)."""
 
 
 @dataclass
@@ -224,25 +176,6 @@ class ScriptedModelServer:
         if seconds > 0:
             self._closing.wait(seconds)
 
-    def _choose(self, request: ScriptedRequest) -> Turn:
-        entry = self._entry(request.actor)
-        if callable(entry):
-            return entry(request)
-        if not 1 <= request.turn <= len(entry):
-            raise ScriptError(
-                f"the script for actor {request.actor!r} ran out: it has {len(entry)} turns, "
-                f"turn {request.turn} was requested"
-            )
-        return entry[request.turn - 1]
-
-    def _entry(self, actor: str) -> ScriptEntry:
-        if actor in self.script:
-            return self.script[actor]
-        for pattern, entry in self.script.items():
-            if fnmatch.fnmatchcase(actor, pattern):
-                return entry
-        raise ScriptError(f"no script for actor {actor!r} (patterns: {list(self.script)})")
-
     def _answer(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[_Response, str, int]:
         """Everything between reading a request and writing its response."""
         protocol: Protocol = "anthropic" if path.rstrip("/").endswith("/messages") else "openai"
@@ -256,9 +189,9 @@ class ScriptedModelServer:
                 "?",
                 0,
             )
-        request = _scripted_request(protocol, headers, body)
+        request = scripted_request(protocol, headers, body)
         try:
-            turn = self._choose(request)
+            turn = choose_turn(self.script, request)
         except ScriptError as error:
             return (
                 _error(protocol, 500, f"scripted server: {error}", "api_error"),
@@ -363,20 +296,6 @@ def _is_json(raw: bytes) -> bool:
     return True
 
 
-def _scripted_request(protocol: Protocol, headers: dict[str, str], body: Any) -> ScriptedRequest:
-    body = body if isinstance(body, dict) else {}
-    messages = (
-        wire.anthropic_messages(body) if protocol == "anthropic" else wire.openai_messages(body)
-    )
-    actor = headers.get("x-ocactors-actor", "default")
-    turn_header = headers.get("x-ocactors-turn", "")
-    if turn_header.isdigit():
-        turn = int(turn_header)
-    else:
-        turn = sum(m.role == "assistant" for m in messages) + 1
-    return ScriptedRequest(actor, turn, headers, body, messages, protocol)
-
-
 def _answer_of(turn: Turn, request: ScriptedRequest, *, malformed: bool) -> wire.Answer:
     calls = []
     for index, (name, arguments) in enumerate(turn.tool_calls):
@@ -463,35 +382,3 @@ def _overflow(protocol: Protocol) -> _Response:
     )
     body = wire.openai_error(message, "invalid_request_error", "context_length_exceeded")
     return _Response(400, json.dumps(body).encode())
-
-
-# --- scripts as JSON files -----------------------------------------------------------
-
-
-class _CallSpec(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    arguments: dict[str, Any] | str = {}
-
-
-class _TurnSpec(msgspec.Struct, forbid_unknown_fields=True):
-    content: str = ""
-    tool_calls: list[_CallSpec] = []
-    reasoning: str | None = None
-    delay_s: float = 0.0
-    fault: Fault | None = None
-    usage: bool = True
-
-
-def load_script(path: str | Path) -> dict[str, list[Turn]]:
-    """Read ``{"actor-or-pattern": [{"content", "tool_calls": [{"name", "arguments"}],
-    "reasoning", "delay_s", "fault": {"kind", "times", "retry_after", "stall_s"}}]}``."""
-    try:
-        specs = msgspec.json.decode(Path(path).read_bytes(), type=dict[str, list[_TurnSpec]])
-    except (msgspec.DecodeError, msgspec.ValidationError) as error:
-        raise ScriptError(f"{path}: {error}") from None
-    return {actor: [_turn(spec) for spec in turns] for actor, turns in specs.items()}
-
-
-def _turn(spec: _TurnSpec) -> Turn:
-    calls = [(c.name, c.arguments) for c in spec.tool_calls]
-    return Turn(spec.content, calls, spec.reasoning, spec.delay_s, spec.fault, spec.usage)
