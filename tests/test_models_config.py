@@ -100,6 +100,13 @@ def test_vendor_variables_sit_between_ocactors_variables_and_the_file(workspace:
     )
 
 
+def test_a_key_the_file_names_beats_an_ambient_vendor_key(workspace: Path) -> None:
+    env = {"OPENAI_API_KEY": "ambient", "EXAMPLE_KEY": SECRET}
+    assert resolve_models(workspace, None, env).for_role("worker").api_key == SECRET
+    env["OCACTORS_API_KEY"] = "explicit"
+    assert resolve_models(workspace, None, env).for_role("worker").api_key == "explicit"
+
+
 def test_an_openai_key_alone_means_openai(tmp_path: Path) -> None:
     env = {"OPENAI_API_KEY": SECRET, "OCACTORS_MODEL": "gpt-4.1-mini"}
     worker = resolve_models(tmp_path, None, env).for_role("worker")

@@ -7,6 +7,9 @@ Most specific wins, field by field::
                               OCACTORS_PROVIDER; then, for the provider in use,
                               OPENAI_BASE_URL / OPENAI_API_KEY or ANTHROPIC_API_KEY
     .opencode/ocactors.toml   [roles.<role>] over [models]
+
+One exception, so that an ambient key never goes to a host it was not meant for: a key the
+file names (``api_key`` or ``api_key_env``) beats OPENAI_API_KEY / ANTHROPIC_API_KEY.
     defaults                  provider inferred from the base URL (or an Anthropic key),
                               the provider's public URL when a key is set, else a local
                               Ollama on 127.0.0.1:11434 (its first model)
@@ -296,9 +299,8 @@ def resolve_role(
     model = top.model or bottom.model
     provider = top.provider or bottom.provider
     provider = provider or infer_provider(top.base_url or bottom.base_url, model, env)
-    layer = merge(top, vendor_layer(provider, env), bottom)
-    if layer.api_key is None and layer.api_key_env:
-        layer = msgspec.structs.replace(layer, api_key=env.get(layer.api_key_env) or None)
+    file_key = bottom.api_key or (env.get(bottom.api_key_env) if bottom.api_key_env else None)
+    layer = merge(top, Layer(api_key=file_key or None), vendor_layer(provider, env), bottom)
     source = "flags/environment" if top.model is not None else str(CONFIG_FILE)
     base_url = layer.base_url
     if base_url is None and layer.api_key:
