@@ -1,0 +1,60 @@
+"""The one redaction point: secrets never enter the log.
+
+Every event the journal writes goes through :meth:`Redactor.text` on its encoded form.  It
+removes the literal values of secret environment variables (read when the redactor is made)
+and anything shaped like a key or credential: ``sk-...`` keys, ``Bearer`` tokens, AWS access
+key ids, GitHub tokens, and header or JSON fields named authorization or x-api-key.  It
+stays precise on purpose: code a worker writes (``api_key = settings.key``) is recorded as
+written, because a resumed session replays its recorded tool calls.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+
+REDACTED = "[REDACTED]"
+DEFAULT_SECRET_ENV_VARS = ("OCACTORS_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+MIN_SECRET_LENGTH = 6
+
+_PATTERNS = [
+    re.compile(r"sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{16,}"),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/\-]{8,}=*"),
+    re.compile(r"AKIA[0-9A-Z]{16}"),
+    re.compile(r"(?:ghp|gho|ghs|ghu|ghr)_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}"),
+    re.compile(
+        r"(?i)((?:\\?[\"'])?(?:authorization|x-api-key)(?:\\?[\"'])?\s*:\s*"
+        r"(?:\\?[\"'])?)(?!\[REDACTED\])[^\"'\\\s,}]{4,}"
+    ),
+]
+
+
+class Redactor:
+    """Replaces secrets with ``[REDACTED]``; cheap when there is nothing to replace."""
+
+    def __init__(
+        self,
+        secrets: Iterable[str] = (),
+        env_vars: Iterable[str] = DEFAULT_SECRET_ENV_VARS,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        env = os.environ if environ is None else environ
+        values = [*secrets, *(env.get(name, "") for name in env_vars)]
+        self.secrets = sorted(
+            {v for v in values if len(v) >= MIN_SECRET_LENGTH}, key=len, reverse=True
+        )
+
+    def text(self, value: str) -> str:
+        """``value`` with every secret replaced."""
+        for secret in self.secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        for pattern in _PATTERNS:
+            value = pattern.sub(_replacement, value)
+        return value
+
+
+def _replacement(match: re.Match[str]) -> str:
+    prefix = match.group(1) if match.re.groups else ""
+    return f"{prefix or ''}{REDACTED}"
