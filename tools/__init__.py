@@ -1,1 +1,33 @@
-"""tools."""
+"""What a model may do to the workspace: confined to it, and writing only what it leases.
+
+- :class:`Workspace` resolves every path (no ``..``, absolute paths or symlinks out; never
+  ``.opencode/`` or ``.git/``; writes only inside the lease);
+- :class:`ToolSpec` is a function plus the msgspec Struct of its arguments (the schema the
+  model sees is derived from it); :class:`Toolbox` runs them and never raises;
+- files, search, shell and web hold the tools; :mod:`~ocactors.tools.toolsets` the sets per role.
+
+Errors are drawn in :mod:`ocactors.tools.errors`.  This package imports nothing else of ours.
+"""
+
+from ocactors.tools.errors import ConfinementError, ToolError
+from ocactors.tools.shell import cap_output, command_env
+from ocactors.tools.spec import ShellConfig, ToolContext, ToolResult, Toolbox, ToolSpec, WebConfig
+from ocactors.tools.toolsets import planner_tools, reviewer_tools, worker_tools
+from ocactors.tools.workspace import Workspace
+
+__all__ = [
+    "ConfinementError",
+    "ShellConfig",
+    "ToolContext",
+    "ToolError",
+    "ToolResult",
+    "ToolSpec",
+    "Toolbox",
+    "WebConfig",
+    "Workspace",
+    "cap_output",
+    "command_env",
+    "planner_tools",
+    "reviewer_tools",
+    "worker_tools",
+]

@@ -1,0 +1,146 @@
+"""Reading, writing, editing and listing files: the workspace's file tools.
+
+Reads are line-numbered and ranged so a huge file is read in pieces; binary files are reported
+as binary with their size, never dumped into the conversation.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from pathlib import Path
+
+import msgspec
+
+from ocactors.tools.errors import ToolError
+from ocactors.tools.spec import ToolContext, ToolSpec
+
+MAX_LINES = 400
+MAX_LINE_CHARS = 2000
+MAX_LISTED = 500
+SKIP_DIRS = frozenset(
+    {".git", ".opencode", "node_modules", "__pycache__", ".venv", "venv", ".mypy_cache"}
+)
+
+
+class ReadFile(msgspec.Struct, kw_only=True):
+    """read_file arguments."""
+
+    path: str
+    start_line: int = 1
+    max_lines: int = MAX_LINES
+
+
+class WriteFile(msgspec.Struct, kw_only=True):
+    """write_file arguments."""
+
+    path: str
+    content: str
+
+
+class EditFile(msgspec.Struct, kw_only=True):
+    """edit_file arguments."""
+
+    path: str
+    old: str
+    new: str
+
+
+class ListFiles(msgspec.Struct, kw_only=True):
+    """list_files arguments."""
+
+    path: str = "."
+    pattern: str = "*"
+
+
+def is_binary(path: Path) -> bool:
+    """A NUL byte in the first 8 KiB, the usual test (git's too)."""
+    with open(path, "rb") as handle:
+        return b"\0" in handle.read(8192)
+
+
+def read_text(path: Path, rel: str) -> str:
+    """A text file's content, or ToolError for a missing, binary or unreadable file."""
+    if not path.exists():
+        raise ToolError(f"{rel} does not exist")
+    if path.is_dir():
+        raise ToolError(f"{rel} is a directory; use list_files")
+    if is_binary(path):
+        raise ToolError(f"{rel} is a binary file ({path.stat().st_size} bytes); not shown")
+    return path.read_text("utf-8", errors="replace")
+
+
+def read_file(ctx: ToolContext, args: ReadFile) -> str:
+    """Lines ``start_line`` .. ``start_line + max_lines - 1``, numbered."""
+    lines = read_text(ctx.workspace.resolve_read(args.path), args.path).splitlines()
+    start = max(args.start_line, 1)
+    count = min(max(args.max_lines, 1), MAX_LINES)
+    chunk = lines[start - 1 : start - 1 + count]
+    body = "\n".join(f"{n:>5}  {_clip(line)}" for n, line in enumerate(chunk, start=start))
+    end = start + len(chunk) - 1
+    if not lines:
+        return f"{args.path} is empty"
+    note = f"[{args.path}: lines {start}-{end} of {len(lines)}]"
+    if end < len(lines):
+        note += f" (more: read_file with start_line={end + 1})"
+    return f"{body}\n{note}"
+
+
+def _clip(line: str) -> str:
+    return line if len(line) <= MAX_LINE_CHARS else line[:MAX_LINE_CHARS] + " [... line cut]"
+
+
+def write_file(ctx: ToolContext, args: WriteFile) -> str:
+    """Replace the whole file (creating folders)."""
+    path = ctx.workspace.resolve_write(args.path)
+    if path.is_dir():
+        raise ToolError(f"{args.path} is a directory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(args.content, "utf-8")
+    return f"wrote {args.path} ({len(args.content.splitlines())} lines)"
+
+
+def edit_file(ctx: ToolContext, args: EditFile) -> str:
+    """Replace the one occurrence of ``old`` with ``new``."""
+    path = ctx.workspace.resolve_write(args.path)
+    text = read_text(path, args.path)
+    if not args.old:
+        raise ToolError("old is empty; give the exact text to replace")
+    count = text.count(args.old)
+    if count != 1:
+        where = "does not occur" if count == 0 else f"occurs {count} times"
+        raise ToolError(f"old {where} in {args.path}; it must occur exactly once")
+    path.write_text(text.replace(args.old, args.new, 1), "utf-8")
+    return f"edited {args.path}"
+
+
+def list_files(ctx: ToolContext, args: ListFiles) -> str:
+    """Files under ``path`` matching ``pattern`` (recursive), skipping tool-private folders."""
+    root = ctx.workspace.resolve_read(args.path)
+    if not root.is_dir():
+        raise ToolError(f"{args.path} is not a directory")
+    found = list(_walk(root, ctx.workspace.root, args.pattern))
+    shown = found[:MAX_LISTED]
+    more = f"\n[... {len(found) - MAX_LISTED} more]" if len(found) > MAX_LISTED else ""
+    return ("\n".join(shown) or f"no files match {args.pattern!r} under {args.path}") + more
+
+
+def _walk(root: Path, workspace_root: Path, pattern: str) -> list[str]:
+    out: list[str] = []
+    for current, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
+        for name in sorted(files):
+            rel = (Path(current) / name).relative_to(workspace_root).as_posix()
+            if fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(rel, pattern):
+                out.append(rel)
+    return out
+
+
+READ_FILE = ToolSpec("read_file", "Read a text file (numbered lines, in ranges).", ReadFile, read_file)
+WRITE_FILE = ToolSpec("write_file", "Write a whole file (only files you own).", WriteFile, write_file)
+EDIT_FILE = ToolSpec(
+    "edit_file", "Replace one exact snippet `old` with `new` in a file you own.", EditFile, edit_file
+)
+LIST_FILES = ToolSpec(
+    "list_files", "List files under a folder matching a glob pattern.", ListFiles, list_files
+)

@@ -1,0 +1,45 @@
+"""grep: a regular expression over the workspace's text files."""
+
+from __future__ import annotations
+
+import re
+
+import msgspec
+
+from ocactors.tools.errors import ToolError
+from ocactors.tools.files import _walk, is_binary
+from ocactors.tools.spec import ToolContext, ToolSpec
+
+MAX_MATCHES = 200
+MAX_FILE_BYTES = 2_000_000
+
+
+class Grep(msgspec.Struct, kw_only=True):
+    """grep arguments."""
+
+    pattern: str
+    path: str = "."
+
+
+def grep(ctx: ToolContext, args: Grep) -> str:
+    """``file:line: text`` for each matching line, capped."""
+    try:
+        regex = re.compile(args.pattern)
+    except re.error as error:
+        raise ToolError(f"invalid regular expression {args.pattern!r}: {error}") from None
+    root = ctx.workspace.resolve_read(args.path)
+    files = [ctx.workspace.relative(root)] if root.is_file() else _walk(root, ctx.workspace.root, "*")
+    matches: list[str] = []
+    for rel in files:
+        path = ctx.workspace.root / rel
+        if path.stat().st_size > MAX_FILE_BYTES or is_binary(path):
+            continue
+        for number, line in enumerate(path.read_text("utf-8", errors="replace").splitlines(), 1):
+            if regex.search(line):
+                matches.append(f"{rel}:{number}: {line[:300]}")
+                if len(matches) >= MAX_MATCHES:
+                    return "\n".join(matches) + f"\n[stopped at {MAX_MATCHES} matches]"
+    return "\n".join(matches) or f"no match for {args.pattern!r}"
+
+
+GREP = ToolSpec("grep", "Search text files for a regular expression.", Grep, grep)

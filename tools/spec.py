@@ -1,0 +1,142 @@
+"""What a tool is (name, description, arguments Struct, function) and the box that runs them.
+
+The JSON schema a model sees is derived from the arguments Struct alone, so the schema and
+the parser can never disagree.  :meth:`Toolbox.call` never raises: an unknown tool, arguments
+that are not JSON or have the wrong types, a :class:`ToolError` and any other exception all
+come back as an error result with a reason the model can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+
+from ocactors.tools.errors import ToolError
+from ocactors.tools.workspace import Workspace
+
+SECRET_ENV = ("OCACTORS_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+
+
+@dataclass(frozen=True)
+class ShellConfig:
+    """run_command's limits: timeouts, captured output, allowed command prefixes."""
+
+    timeout_s: float = 120.0
+    max_timeout_s: float = 600.0
+    output_limit: int = 16_000
+    allow_prefixes: tuple[str, ...] = ()
+    env_strip: tuple[str, ...] = SECRET_ENV
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """The web tools; both off unless configured."""
+
+    fetch: bool = False
+    search_url: str | None = None
+    cache_dir: Path | None = None
+    max_bytes: int = 2_000_000
+
+
+@dataclass
+class ToolContext:
+    """What a tool may use: the workspace and the settings, never anything global."""
+
+    workspace: Workspace
+    shell: ShellConfig = field(default_factory=ShellConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    http: httpx.Client | None = None
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What the model sees."""
+
+    output: str
+    is_error: bool = False
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool: the function and the Struct its arguments decode into."""
+
+    name: str
+    description: str
+    args_type: type[msgspec.Struct]
+    run: Callable[[ToolContext, Any], str]
+
+    def schema(self) -> dict[str, Any]:
+        """OpenAI function format, parameters inlined (no $ref)."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": parameters_schema(self.args_type),
+            },
+        }
+
+    def parse(self, arguments_json: str) -> Any:
+        """The arguments Struct, or ToolError saying what is wrong with them."""
+        raw = arguments_json.strip() or "{}"
+        try:
+            data = msgspec.json.decode(raw)
+        except msgspec.DecodeError as error:
+            raise ToolError(f"arguments are not valid JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise ToolError("arguments must be a JSON object")
+        try:
+            return msgspec.convert(data, self.args_type)
+        except msgspec.ValidationError as error:
+            raise ToolError(f"invalid arguments for {self.name}: {error}") from None
+
+
+def parameters_schema(args_type: type[msgspec.Struct]) -> dict[str, Any]:
+    """msgspec's schema for the Struct with every $ref inlined."""
+    schema = msgspec.json.schema(args_type)
+    defs = schema.get("$defs", {})
+    return _inline(schema, defs)  # type: ignore[no-any-return]
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node:
+            return _inline(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+        return {k: _inline(v, defs) for k, v in node.items() if k not in ("$defs", "title")}
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    return node
+
+
+class Toolbox:
+    """A role's tools over one context."""
+
+    def __init__(self, specs: Sequence[ToolSpec], ctx: ToolContext) -> None:
+        self.specs = {spec.name: spec for spec in specs}
+        self.ctx = ctx
+
+    @property
+    def names(self) -> list[str]:
+        """Tool names in offer order."""
+        return list(self.specs)
+
+    def schemas(self) -> list[dict[str, Any]]:
+        """What the model is offered."""
+        return [spec.schema() for spec in self.specs.values()]
+
+    def call(self, name: str, arguments_json: str) -> ToolResult:
+        """Run a tool; every failure is an error result, never an exception."""
+        spec = self.specs.get(name)
+        if spec is None:
+            return ToolResult(f"unknown tool {name!r}; available: {', '.join(self.names)}", True)
+        try:
+            return ToolResult(spec.run(self.ctx, spec.parse(arguments_json)))
+        except ToolError as error:
+            return ToolResult(f"error: {error}", True)
+        except Exception as error:  # noqa: BLE001 - a raising tool must not crash the session
+            return ToolResult(f"error: {name} failed: {type(error).__name__}: {error}", True)

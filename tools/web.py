@@ -1,0 +1,97 @@
+"""web_fetch and web_search: research for the planner, off unless configured.
+
+Fetched pages are cached under ``.opencode/docs/`` (keyed by the URL's sha256), so a mission
+fetches a page once however many sessions ask.  HTML is reduced to readable text; the size is
+capped.  Search asks a SearXNG-compatible JSON endpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+
+import httpx
+import msgspec
+
+from ocactors.tools.errors import ToolError
+from ocactors.tools.shell import cap_output
+from ocactors.tools.spec import ToolContext, ToolSpec
+
+TEXT_LIMIT = 20_000
+RESULTS = 8
+_DROP = re.compile(r"(?is)<(script|style|noscript|svg)[^>]*>.*?</\1>")
+_BREAK = re.compile(r"(?i)<(br|/p|/div|/h[1-6]|/li|/tr|/pre)[^>]*>")
+_TAG = re.compile(r"<[^>]+>")
+
+
+class WebFetch(msgspec.Struct, kw_only=True):
+    """web_fetch arguments."""
+
+    url: str
+
+
+class WebSearch(msgspec.Struct, kw_only=True):
+    """web_search arguments."""
+
+    query: str
+
+
+def html_to_text(page: str) -> str:
+    """Readable text from HTML: scripts and styles gone, tags stripped, blank runs folded."""
+    text = _TAG.sub("", _BREAK.sub("\n", _DROP.sub("", page)))
+    lines = [" ".join(line.split()) for line in html.unescape(text).splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _client(ctx: ToolContext) -> httpx.Client:
+    if ctx.http is None:
+        raise ToolError("the web tools are not available in this mission")
+    return ctx.http
+
+
+def web_fetch(ctx: ToolContext, args: WebFetch) -> str:
+    """The page as text, from the mission's cache when it was fetched before."""
+    if not args.url.startswith(("http://", "https://")):
+        raise ToolError("url must start with http:// or https://")
+    cache = ctx.web.cache_dir
+    key = hashlib.sha256(args.url.encode()).hexdigest()
+    if cache is not None and (cache / f"{key}.txt").exists():
+        return (cache / f"{key}.txt").read_text("utf-8")
+    try:
+        response = _client(ctx).get(args.url, follow_redirects=True, timeout=30.0)
+    except httpx.HTTPError as error:
+        raise ToolError(f"could not fetch {args.url}: {type(error).__name__}") from None
+    if response.status_code >= 400:
+        raise ToolError(f"{args.url} answered HTTP {response.status_code}")
+    body = response.content[: ctx.web.max_bytes].decode(response.encoding or "utf-8", "replace")
+    kind = response.headers.get("content-type", "")
+    text = cap_output(html_to_text(body) if "html" in kind else body, TEXT_LIMIT)
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        (cache / f"{key}.txt").write_text(text, "utf-8")
+    return text
+
+
+def web_search(ctx: ToolContext, args: WebSearch) -> str:
+    """Top results (title, url, snippet) from the configured search endpoint."""
+    if not ctx.web.search_url:
+        raise ToolError("web_search is not configured")
+    try:
+        response = _client(ctx).get(
+            ctx.web.search_url, params={"q": args.query, "format": "json"}, timeout=30.0
+        )
+        data = response.json()
+    except (httpx.HTTPError, ValueError) as error:
+        raise ToolError(f"search failed: {type(error).__name__}") from None
+    results = data.get("results", []) if isinstance(data, dict) else []
+    lines = [
+        f"- {r.get('title', '')}\n  {r.get('url', '')}\n  {' '.join(str(r.get('content', '')).split())[:300]}"
+        for r in results[:RESULTS]
+        if isinstance(r, dict)
+    ]
+    return "\n".join(lines) or f"no results for {args.query!r}"
+
+
+WEB_FETCH = ToolSpec("web_fetch", "Fetch a web page as text (cached per mission).", WebFetch, web_fetch)
+WEB_SEARCH = ToolSpec("web_search", "Search the web; returns titles, URLs, snippets.", WebSearch, web_search)
