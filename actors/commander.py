@@ -47,6 +47,8 @@ MAX_SESSION_RESTARTS = 3
 class Commander(pykka.ThreadingActor):
     """Owns the mission state machine; talks to the role actors only by messages."""
 
+    use_daemon_thread = True
+
     def __init__(
         self,
         ctx: MissionContext,
@@ -244,7 +246,7 @@ class Commander(pykka.ThreadingActor):
         reason = message.interrupted or "stopped"
         if reason == "budget":
             detail = self.ctx.meter.exceeded(self.state.settings) or "budget reached"
-            self._stop("budget", detail)
+            self._stop_mission("budget", detail)
         elif reason == "ttl" and message.kind == "task":
             self._task_failed(message.key, "the session ran past its time limit (TTL)")
         elif reason == "ttl":
@@ -272,7 +274,7 @@ class Commander(pykka.ThreadingActor):
         retryable = task.attempts < MAX_TASK_ATTEMPTS and not repeated
         self._emit(ev.TaskFailed(task_id=task_id, reason=reason, retryable=retryable))
         if repeated:
-            self._stop("no-progress", f"task {task_id} failed the same way twice: {reason}")
+            self._stop_mission("no-progress", f"task {task_id} failed the same way twice: {reason}")
         elif not retryable:
             self._emit(ev.MissionFailed(reason="task-failed", detail=f"task {task_id}: {reason}"))
 
@@ -345,9 +347,9 @@ class Commander(pykka.ThreadingActor):
         if message.command == "stop":
             who = f"pid {message.pid}" if message.pid else "another process"
             reason = str(message.args.get("reason", "user"))
-            self._stop(reason, str(message.args.get("detail", f"ocactors stop from {who}")))
+            self._stop_mission(reason, str(message.args.get("detail", f"ocactors stop from {who}")))
 
-    def _stop(self, reason: str, detail: str) -> None:
+    def _stop_mission(self, reason: str, detail: str) -> None:
         self.ctx.stopping.set()
         for task in self.state.tasks_in("running"):
             self._release(task.spec.id)

@@ -147,7 +147,7 @@ class MissionRun:
             e for e in read_events(self.ctx.journal.path) if e.actor == "commander"
         )
         if commander.is_alive():
-            commander.stop(block=False)
+            commander.stop(block=True, timeout=5.0)
         return state
 
 

@@ -199,6 +199,7 @@ class AgentSession:
         headers = {
             "X-Ocactors-Mission": self._mission,
             "X-Ocactors-Actor": self.brief.actor,
+            "X-Ocactors-Session": self.brief.session,
             "X-Ocactors-Turn": str(turn),
         }
         if self.brief.task_id is not None:

@@ -1,0 +1,59 @@
+"""The ``ocactors`` command line: parse, dispatch, turn user mistakes into one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from ocactors import __version__
+from ocactors.commands import demo, task
+from ocactors.common import EXIT_USAGE, UsageError
+from ocactors.events import EventLogError
+
+COMMANDS = (task, demo)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that says what to do in one line (exit 2) instead of a usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"ocactors: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with every command registered."""
+    parser = _Parser(
+        prog="ocactors",
+        description="Run a team of language-model agents on your repository until the work "
+        "is verified; watch, stop, resume and replay missions from their event log.",
+        epilog='example: ocactors task "Build a REST API with authentication" --parallel 20',
+    )
+    parser.add_argument("--version", action="version", version=f"ocactors {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for module in COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    logging.getLogger("pykka").setLevel(logging.CRITICAL)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except (UsageError, EventLogError) as error:
+        print(f"ocactors: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("ocactors: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

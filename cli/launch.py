@@ -1,0 +1,125 @@
+"""Running a mission from the command line: clients, context, view, signals, exit code.
+
+Shared by ``task``, ``resume``, ``demo`` and ``replay --fork-at``: they differ only in how the
+log is opened (new, existing, copied) and where the model comes from.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from ocactors.actors.context import Meter, MissionContext
+from ocactors.actors.mission import BaselineRecorder, MissionRun, load_log, replay_into
+from ocactors.actors.models import ModelClient
+from ocactors.actors.state import MissionState
+from ocactors.common import exit_code_for
+from ocactors.events import Journal, MissionPaths, Redactor
+from ocactors.events.catalogue import MissionSettings
+from ocactors.tools import ShellConfig, WebConfig
+from ocactors.view import View
+
+
+@dataclass
+class Launch:
+    """Everything a run needs besides the log itself."""
+
+    workspace: Path
+    clients: Mapping[str, ModelClient]
+    http: httpx.Client | None
+    shell: ShellConfig
+    web: WebConfig
+    prices: Mapping[str, tuple[float, float]]
+    view: View
+
+
+def run_logged_mission(launch: Launch, paths: MissionPaths, journal: Journal) -> int:
+    """Fold the log, run the mission to a final event with the view on; the exit code."""
+    loaded = load_log(paths.events)
+    meter = Meter(prices=dict(launch.prices))
+    replay_into([meter.observe], paths.events)
+    journal.subscribe(meter.observe)
+    journal.subscribe(launch.view)
+    ctx = MissionContext(
+        mission=paths.id,
+        workspace=launch.workspace,
+        journal=journal,
+        clients=launch.clients,
+        settings=loaded.commander.settings,
+        shell=launch.shell,
+        web=launch.web,
+        http=launch.http,
+        meter=meter,
+        on_before_write=BaselineRecorder(launch.workspace, paths.baseline),
+    )
+    run = MissionRun(ctx, paths, loaded)
+    launch.view.start()
+    try:
+        with _signals() as interrupted:
+            state = run.run(interrupted)
+    finally:
+        launch.view.close()
+        journal.close()
+    _print_outcome(state, paths)
+    return exit_code_for(state.phase)
+
+
+@contextmanager
+def _signals() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C and SIGTERM ask the mission to stop (recorded, resumable) instead of dying."""
+    flag = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        flag.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield flag.is_set
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _print_outcome(state: MissionState, paths: MissionPaths) -> None:
+    words = {"sealed": "SEALED", "failed": "FAILED", "stopped": "STOPPED"}
+    verdict = words.get(state.phase, state.phase.upper())
+    reason = "" if state.phase == "sealed" else f" ({state.outcome}: {state.detail})"
+    print(f"mission {paths.id} {verdict}{reason}", file=sys.stderr)
+    print(f"log: {paths.events}", file=sys.stderr)
+
+
+def describe_settings(settings: MissionSettings) -> str:
+    """The caps a mission runs with, printed at start so nobody is surprised later."""
+    tokens = settings.max_tokens if settings.max_tokens is not None else "none"
+    cost = f"{settings.max_cost:g}" if settings.max_cost is not None else "none"
+    verify = settings.verify_command or "auto-detect"
+    return (
+        f"max-iterations {settings.max_iterations}, parallel {settings.parallel}, "
+        f"max-sessions {settings.max_sessions}, max-tokens {tokens}, max-cost {cost}, "
+        f"session-ttl {settings.session_ttl_s:g}s, verify {verify}"
+    )
+
+
+def open_journal(path: Path, mission: str, durability: str) -> Journal:
+    """The mission's single writer, with the one redaction point every event goes through."""
+    return Journal.open(
+        path,
+        mission=mission,
+        durability=durability,  # type: ignore[arg-type]
+        redactor=Redactor(env_vars=_secret_env_names()),
+    )
+
+
+def _secret_env_names() -> list[str]:
+    names = {"OCACTORS_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"}
+    names.update(k for k in os.environ if k.upper().endswith(("_API_KEY", "_TOKEN")))
+    return sorted(names)
