@@ -36,7 +36,7 @@ from ocactors.actors.state import MissionState, TaskState, apply
 from ocactors.actors.team import ROLE_ACTORS, VerifierActor
 from ocactors.actors.verify import detect_verify_command
 from ocactors.events import catalogue as ev
-from ocactors.events.catalogue import Event, Finding, TaskSpec
+from ocactors.events.catalogue import Event, Finding, Record, TaskSpec
 
 MAX_PLAN_ATTEMPTS = 3
 MAX_REVIEW_ATTEMPTS = 3
@@ -55,7 +55,7 @@ class Commander(pykka.ThreadingActor):
         state: MissionState,
         *,
         finished: threading.Event,
-        prior: dict[str, tuple[Event, ...]] | None = None,
+        prior: dict[str, tuple[Record, ...]] | None = None,
     ) -> None:
         super().__init__()
         self.ctx = ctx

@@ -21,7 +21,7 @@ from ocactors.actors.models import ModelClient
 from ocactors.actors.session import AgentSession, SessionInterrupted, SessionLimits
 from ocactors.events import Journal, read_events
 from ocactors.events import catalogue as ev
-from ocactors.events.catalogue import Event, MissionSettings
+from ocactors.events.catalogue import Event, MissionSettings, Record
 from ocactors.tools import ShellConfig, WebConfig
 
 
@@ -37,7 +37,7 @@ class Meter:
 
     _models: dict[str, str] = field(default_factory=dict, repr=False)
 
-    def observe(self, event: Event) -> None:
+    def observe(self, event: Record) -> None:
         """Journal subscriber (and log replayer): count every model response's usage."""
         if isinstance(event, ev.SessionStarted):
             self._models[event.session] = event.model
@@ -109,7 +109,7 @@ class MissionContext:
 
         return check
 
-    def session_events(self, session: str, actor: str) -> tuple[Event, ...]:
+    def session_events(self, session: str, actor: str) -> tuple[Record, ...]:
         """One session's recorded events, for continuing it after a crash or a resume."""
         self.journal.flush()
         return tuple(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ocactors.actors.state import MissionState
-from ocactors.events.catalogue import Event
+from ocactors.events.catalogue import Record
 
 Kind = Literal["plan", "task", "review"]
 
@@ -82,7 +82,7 @@ class RunSession:
     key: str
     session: str
     state: MissionState
-    prior: tuple[Event, ...] = ()
+    prior: tuple[Record, ...] = ()
     cancel: threading.Event | None = None
 
 

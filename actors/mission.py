@@ -32,7 +32,7 @@ from ocactors.events import (
     read_events,
 )
 from ocactors.events import catalogue as ev
-from ocactors.events.catalogue import FORMAT_VERSION, Event, MissionSettings
+from ocactors.events.catalogue import FORMAT_VERSION, MissionSettings, Record
 
 MAX_COMMANDER_RESTARTS = 3
 ENDED = (ev.SessionFinished, ev.SessionFailed)
@@ -44,13 +44,13 @@ class LoadedLog:
 
     commander: MissionState
     mission: MissionState
-    open_sessions: dict[str, tuple[Event, ...]] = field(default_factory=dict)
+    open_sessions: dict[str, tuple[Record, ...]] = field(default_factory=dict)
 
 
 def load_log(path: Path) -> LoadedLog:
     """Fold the log in one pass; keep events only of sessions that have not ended."""
     commander = mission = MissionState()
-    sessions: dict[str, list[Event]] = {}
+    sessions: dict[str, list[Record]] = {}
     for event in read_events(path):
         mission = apply(mission, event)
         if event.actor == "commander":
@@ -119,7 +119,7 @@ class MissionRun:
         return self._shutdown(commander)
 
     def _start_commander(
-        self, state: MissionState, prior: dict[str, tuple[Event, ...]]
+        self, state: MissionState, prior: dict[str, tuple[Record, ...]]
     ) -> pykka.ActorRef[Any]:
         ref = Commander.start(self.ctx, state, finished=self.finished, prior=prior)
         ref.tell(Begin())
@@ -128,7 +128,9 @@ class MissionRun:
     def _replace_commander(self) -> pykka.ActorRef[Any]:
         self.restarts += 1
         self.ctx.journal.append(
-            ev.ActorCrashed(target="commander", error="the commander stopped", restarts=self.restarts),
+            ev.ActorCrashed(
+                target="commander", error="the commander stopped", restarts=self.restarts
+            ),
             actor="supervisor",
         )
         if self.restarts > MAX_COMMANDER_RESTARTS:
@@ -173,7 +175,7 @@ def record_resume(journal: Journal, reason: str, settings: MissionSettings | Non
     )
 
 
-def replay_into(observers: Iterable[Callable[[Event], None]], path: Path) -> None:
+def replay_into(observers: Iterable[Callable[[Record], None]], path: Path) -> None:
     """Feed an existing log to observers (a meter, a view) before a resumed run goes on."""
     callbacks = list(observers)
     for event in read_events(path):

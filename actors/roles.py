@@ -113,7 +113,9 @@ def review_tool() -> FinalTool:
     def accept(args: SubmitReview) -> dict[str, Any]:
         if not args.approved and not args.findings:
             raise ToolError("approved is false but findings is empty; list what must change")
-        findings = [Finding(file=f.file, problem=f.problem, task_id=f.task_id) for f in args.findings]
+        findings = [
+            Finding(file=f.file, problem=f.problem, task_id=f.task_id) for f in args.findings
+        ]
         return {"approved": args.approved, "findings": msgspec.to_builtins(findings)}
 
     spec = ToolSpec(
@@ -139,7 +141,9 @@ def planner_brief(state: MissionState, session: str, workspace_listing: str) -> 
     parts = [f"Goal: {state.goal}", f"Workspace files:\n{workspace_listing or '(empty)'}"]
     if state.findings:
         parts.append("Earlier tasks:\n" + _task_lines(state.tasks.values()))
-        parts.append("The review found these problems; plan fix tasks for them:\n" + _findings(state))
+        parts.append(
+            "The review found these problems; plan fix tasks for them:\n" + _findings(state)
+        )
     if state.verify and not state.verify.passed:
         parts.append(f"The checks `{state.verify.command}` failed:\n{state.verify.output[-2000:]}")
     return SessionBrief(
@@ -152,7 +156,9 @@ def planner_brief(state: MissionState, session: str, workspace_listing: str) -> 
     )
 
 
-def worker_brief(state: MissionState, task: TaskState, session: str, workspace: Path) -> SessionBrief:
+def worker_brief(
+    state: MissionState, task: TaskState, session: str, workspace: Path
+) -> SessionBrief:
     """The worker's brief: its task, the files it owns, and what its dependencies built."""
     spec = task.spec
     parts = [

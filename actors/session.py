@@ -19,11 +19,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ocactors.actors.compaction import compact
-from ocactors.actors.models import ContextOverflow, ModelClient, ModelError, RetryInfo
-from ocactors.actors.models import estimate_tokens
+from ocactors.actors.models import (
+    ContextOverflow,
+    ModelClient,
+    ModelError,
+    RetryInfo,
+    estimate_tokens,
+)
 from ocactors.actors.session_state import SessionState, apply_session, fold_session
 from ocactors.events import catalogue as ev
-from ocactors.events.catalogue import ChatMessage, Event, ToolCall
+from ocactors.events.catalogue import ChatMessage, Event, Record, ToolCall
 from ocactors.tools import Toolbox, ToolError, ToolSpec
 
 NUDGE = (
@@ -38,7 +43,7 @@ class Recorder(Protocol):
     def __call__(self, event: Event, actor: str) -> Event: ...
 
 
-class SessionInterrupted(Exception):  # noqa: N818 - an outcome, not a fault
+class SessionInterrupted(Exception):
     """The Commander asked the session to stop (stop, budget, TTL) between two steps."""
 
     def __init__(self, reason: str) -> None:
@@ -105,7 +110,7 @@ class AgentSession:
         mission: str,
         gate: Callable[[], None] = lambda: None,
         limits: SessionLimits = SessionLimits(),
-        prior: Iterable[Event] = (),
+        prior: Iterable[Record] = (),
     ) -> None:
         self.brief = brief
         self._client = client

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ocactors.events import catalogue as ev
-from ocactors.events.catalogue import ChatMessage, Event, ToolCall
+from ocactors.events.catalogue import ChatMessage, Record, ToolCall
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,7 @@ class SessionState:
         return self.result is not None or self.failure is not None
 
 
-def fold_session(events: Iterable[Event]) -> SessionState:
+def fold_session(events: Iterable[Record]) -> SessionState:
     """Replay one session's events (already filtered to that session)."""
     state = SessionState()
     for event in events:
@@ -56,7 +56,7 @@ def fold_session(events: Iterable[Event]) -> SessionState:
     return state
 
 
-def apply_session(state: SessionState, event: Event) -> SessionState:
+def apply_session(state: SessionState, event: Record) -> SessionState:
     """The session's transition function; events of other kinds leave it unchanged."""
     handler = _HANDLERS.get(type(event))
     return handler(state, event) if handler else state

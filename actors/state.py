@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ocactors.events import catalogue as ev
-from ocactors.events.catalogue import Event, Finding, MissionSettings, TaskSpec
+from ocactors.events.catalogue import Finding, MissionSettings, Record, TaskSpec
 
 TaskStatus = Literal["pending", "running", "interrupted", "done", "failed"]
 Phase = Literal[
@@ -73,7 +73,7 @@ class MissionState:
     goal: str = ""
     workspace: str = ""
     version: int = 0
-    settings: MissionSettings = MissionSettings()
+    settings: MissionSettings = field(default_factory=MissionSettings)
     phase: Phase = "new"
     paused_phase: Phase = "new"
     iteration: int = 0
@@ -114,7 +114,7 @@ class MissionState:
         return sum(t.total for t in self.tokens.values())
 
 
-def fold_mission(events: Iterable[Event]) -> MissionState:
+def fold_mission(events: Iterable[Record]) -> MissionState:
     """Replay ``events`` from the start of a log."""
     state = MissionState()
     for event in events:
@@ -122,7 +122,7 @@ def fold_mission(events: Iterable[Event]) -> MissionState:
     return state
 
 
-def apply(state: MissionState, event: Event) -> MissionState:
+def apply(state: MissionState, event: Record) -> MissionState:
     """The mission's one transition function; unknown events only move ``last_seq``."""
     state = dataclasses.replace(state, last_seq=event.seq, last_ts=event.ts or state.last_ts)
     handler = _HANDLERS.get(type(event))

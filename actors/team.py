@@ -95,7 +95,9 @@ class SessionActor(pykka.ThreadingActor):
         workspace = Workspace(
             self.ctx.workspace, writable=writable, on_before_write=self.ctx.on_before_write
         )
-        return ToolContext(workspace=workspace, shell=self.ctx.shell, web=self.ctx.web, http=self.ctx.http)
+        return ToolContext(
+            workspace=workspace, shell=self.ctx.shell, web=self.ctx.web, http=self.ctx.http
+        )
 
 
 class PlannerActor(SessionActor):
@@ -105,7 +107,6 @@ class PlannerActor(SessionActor):
 
     def brief(self, job: RunSession) -> SessionBrief:
         return planner_brief(job.state, job.session, workspace_listing(self.ctx.workspace))
-
 
 
 class WorkerActor(SessionActor):

@@ -46,7 +46,9 @@ def _header(state: MissionState, now: float | None) -> Panel:
     queued = len([t for t in state.tasks.values() if t.status in ("pending", *RESUMABLE)])
     running = len(state.sessions)
     verify = state.verify
-    checks = "-" if verify is None else ("passed" if verify.passed else f"failed ({verify.exit_code})")
+    checks = (
+        "-" if verify is None else ("passed" if verify.passed else f"failed ({verify.exit_code})")
+    )
     text = Text()
     text.append(f"{state.mission}  ", style="bold")
     text.append(state.phase.upper(), style=PHASE_STYLE.get(state.phase, "bold cyan"))

@@ -78,9 +78,7 @@ def read_extras(workspace: Path) -> Extras:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise UsageError(f"{path}: {error}") from None
     try:
-        return msgspec.convert(
-            {k: v for k, v in data.items() if k in ("limits", "tools")}, Extras
-        )
+        return msgspec.convert({k: v for k, v in data.items() if k in ("limits", "tools")}, Extras)
     except msgspec.ValidationError as error:
         raise UsageError(f"{path}: {error}") from None
 

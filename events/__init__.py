@@ -9,8 +9,15 @@
 Errors are drawn in :mod:`ocactors.events.errors`.  This package imports nothing else of ours.
 """
 
-from ocactors.events.catalogue import FORMAT_VERSION, AnyEvent, Event, UnknownEvent, event_type
-from ocactors.events.codec import Record, decode, encode
+from ocactors.events.catalogue import (
+    FORMAT_VERSION,
+    AnyEvent,
+    Event,
+    Record,
+    UnknownEvent,
+    event_type,
+)
+from ocactors.events.codec import decode, encode
 from ocactors.events.control import ControlCommand, ControlInbox, send_control
 from ocactors.events.errors import (
     AmbiguousMissionError,

@@ -98,7 +98,7 @@ class MissionSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
 # --- mission lifecycle (actor: commander) ---------------------------------------------
 
 
-class MissionStarted(Event, tag="mission.started", kw_only=True):
+class MissionStarted(Event, tag="mission.started", frozen=True, kw_only=True):
     """A mission began: its goal, workspace and settings."""
 
     version: int
@@ -107,7 +107,7 @@ class MissionStarted(Event, tag="mission.started", kw_only=True):
     settings: MissionSettings = MissionSettings()
 
 
-class MissionResumed(Event, tag="mission.resumed", kw_only=True):
+class MissionResumed(Event, tag="mission.resumed", frozen=True, kw_only=True):
     """A new process took over the log and carries the mission on."""
 
     pid: int
@@ -115,28 +115,28 @@ class MissionResumed(Event, tag="mission.resumed", kw_only=True):
     settings: MissionSettings | None = None
 
 
-class MissionSealed(Event, tag="mission.sealed", kw_only=True):
+class MissionSealed(Event, tag="mission.sealed", frozen=True, kw_only=True):
     """Final: every task done, the reviewer approved and verify passed."""
 
     iterations: int
     summary: str = ""
 
 
-class MissionFailed(Event, tag="mission.failed", kw_only=True):
+class MissionFailed(Event, tag="mission.failed", frozen=True, kw_only=True):
     """Final: the mission cannot succeed; ``reason`` is a short code."""
 
     reason: str
     detail: str = ""
 
 
-class MissionStopped(Event, tag="mission.stopped", kw_only=True):
+class MissionStopped(Event, tag="mission.stopped", frozen=True, kw_only=True):
     """Final until resumed: stopped by a person, a signal or the budget."""
 
     reason: str
     detail: str = ""
 
 
-class ControlReceived(Event, tag="control.received", kw_only=True):
+class ControlReceived(Event, tag="control.received", frozen=True, kw_only=True):
     """A command from another process (via the control file) was taken in."""
 
     command: str
@@ -144,48 +144,48 @@ class ControlReceived(Event, tag="control.received", kw_only=True):
     source_pid: int | None = None
 
 
-class IterationStarted(Event, tag="iteration.started", kw_only=True):
+class IterationStarted(Event, tag="iteration.started", frozen=True, kw_only=True):
     """A plan-build-review round began."""
 
     iteration: int
 
 
-class PlanRequested(Event, tag="plan.requested", kw_only=True):
+class PlanRequested(Event, tag="plan.requested", frozen=True, kw_only=True):
     """The commander asked the planner for tasks (fix tasks when findings exist)."""
 
     iteration: int
     findings: list[Finding] = []
 
 
-class PlanAccepted(Event, tag="plan.accepted", kw_only=True):
+class PlanAccepted(Event, tag="plan.accepted", frozen=True, kw_only=True):
     """A valid plan was adopted; its tasks join the schedule."""
 
     iteration: int
     tasks: list[TaskSpec]
 
 
-class PlanFailed(Event, tag="plan.failed", kw_only=True):
+class PlanFailed(Event, tag="plan.failed", frozen=True, kw_only=True):
     """The planner could not produce a valid plan."""
 
     iteration: int
     reason: str
 
 
-class LeaseGranted(Event, tag="lease.granted", kw_only=True):
+class LeaseGranted(Event, tag="lease.granted", frozen=True, kw_only=True):
     """A task became the only writer of its files."""
 
     task_id: str
     files: list[str]
 
 
-class LeaseReleased(Event, tag="lease.released", kw_only=True):
+class LeaseReleased(Event, tag="lease.released", frozen=True, kw_only=True):
     """A task gave its files back."""
 
     task_id: str
     files: list[str]
 
 
-class TaskStarted(Event, tag="task.started", kw_only=True):
+class TaskStarted(Event, tag="task.started", frozen=True, kw_only=True):
     """A task went to a worker session."""
 
     task_id: str
@@ -193,14 +193,14 @@ class TaskStarted(Event, tag="task.started", kw_only=True):
     session: str
 
 
-class TaskFinished(Event, tag="task.finished", kw_only=True):
+class TaskFinished(Event, tag="task.finished", frozen=True, kw_only=True):
     """A worker finished its task."""
 
     task_id: str
     summary: str = ""
 
 
-class TaskFailed(Event, tag="task.failed", kw_only=True):
+class TaskFailed(Event, tag="task.failed", frozen=True, kw_only=True):
     """A task attempt failed; ``retryable`` says whether the commander may retry."""
 
     task_id: str
@@ -208,13 +208,13 @@ class TaskFailed(Event, tag="task.failed", kw_only=True):
     retryable: bool = True
 
 
-class ReviewRequested(Event, tag="review.requested", kw_only=True):
+class ReviewRequested(Event, tag="review.requested", frozen=True, kw_only=True):
     """The commander asked the reviewer to check the whole result."""
 
     iteration: int
 
 
-class ReviewSubmitted(Event, tag="review.submitted", kw_only=True):
+class ReviewSubmitted(Event, tag="review.submitted", frozen=True, kw_only=True):
     """The reviewer's verdict."""
 
     iteration: int
@@ -222,21 +222,21 @@ class ReviewSubmitted(Event, tag="review.submitted", kw_only=True):
     findings: list[Finding] = []
 
 
-class ReviewFailed(Event, tag="review.failed", kw_only=True):
+class ReviewFailed(Event, tag="review.failed", frozen=True, kw_only=True):
     """The reviewer's session ended without a verdict."""
 
     iteration: int
     reason: str
 
 
-class VerifyStarted(Event, tag="verify.started", kw_only=True):
+class VerifyStarted(Event, tag="verify.started", frozen=True, kw_only=True):
     """The commander started the project's own checks."""
 
     iteration: int
     command: str
 
 
-class VerifyFinished(Event, tag="verify.finished", kw_only=True):
+class VerifyFinished(Event, tag="verify.finished", frozen=True, kw_only=True):
     """The project's checks finished; ``output`` keeps the tail."""
 
     iteration: int
@@ -247,7 +247,7 @@ class VerifyFinished(Event, tag="verify.finished", kw_only=True):
     duration_s: float = 0.0
 
 
-class ActorCrashed(Event, tag="actor.crashed", kw_only=True):
+class ActorCrashed(Event, tag="actor.crashed", frozen=True, kw_only=True):
     """An actor died unexpectedly; the commander decides what replaces it."""
 
     target: str
@@ -259,7 +259,7 @@ class ActorCrashed(Event, tag="actor.crashed", kw_only=True):
 # --- agent sessions (actor: planner, worker:<task>, reviewer) -------------------------
 
 
-class SessionStarted(Event, tag="session.started", kw_only=True):
+class SessionStarted(Event, tag="session.started", frozen=True, kw_only=True):
     """An agent session began: its role, model and opening messages."""
 
     session: str
@@ -269,7 +269,7 @@ class SessionStarted(Event, tag="session.started", kw_only=True):
     messages: list[ChatMessage] = []
 
 
-class ModelRequested(Event, tag="model.requested", kw_only=True):
+class ModelRequested(Event, tag="model.requested", frozen=True, kw_only=True):
     """Intent: a model request is about to go out (``messages`` are the new ones)."""
 
     session: str
@@ -278,7 +278,7 @@ class ModelRequested(Event, tag="model.requested", kw_only=True):
     messages: list[ChatMessage] = []
 
 
-class ModelResponded(Event, tag="model.responded", kw_only=True):
+class ModelResponded(Event, tag="model.responded", frozen=True, kw_only=True):
     """The model answered a turn."""
 
     session: str
@@ -289,7 +289,7 @@ class ModelResponded(Event, tag="model.responded", kw_only=True):
     latency_ms: float = 0.0
 
 
-class ModelRetried(Event, tag="model.retried", kw_only=True):
+class ModelRetried(Event, tag="model.retried", frozen=True, kw_only=True):
     """A model request failed in a way worth retrying; another attempt follows."""
 
     session: str
@@ -300,7 +300,7 @@ class ModelRetried(Event, tag="model.retried", kw_only=True):
     delay_s: float = 0.0
 
 
-class ModelFailed(Event, tag="model.failed", kw_only=True):
+class ModelFailed(Event, tag="model.failed", frozen=True, kw_only=True):
     """A model request failed for good."""
 
     session: str
@@ -308,7 +308,7 @@ class ModelFailed(Event, tag="model.failed", kw_only=True):
     error: str
 
 
-class ToolCalled(Event, tag="tool.called", kw_only=True):
+class ToolCalled(Event, tag="tool.called", frozen=True, kw_only=True):
     """Intent: a tool is about to run with these raw arguments."""
 
     session: str
@@ -318,7 +318,7 @@ class ToolCalled(Event, tag="tool.called", kw_only=True):
     arguments: str
 
 
-class ToolReturned(Event, tag="tool.returned", kw_only=True):
+class ToolReturned(Event, tag="tool.returned", frozen=True, kw_only=True):
     """A tool's result as the model will see it."""
 
     session: str
@@ -328,7 +328,7 @@ class ToolReturned(Event, tag="tool.returned", kw_only=True):
     is_error: bool = False
 
 
-class SessionNudged(Event, tag="session.nudged", kw_only=True):
+class SessionNudged(Event, tag="session.nudged", frozen=True, kw_only=True):
     """The model did not call a tool; it was told to."""
 
     session: str
@@ -337,7 +337,7 @@ class SessionNudged(Event, tag="session.nudged", kw_only=True):
     message: ChatMessage | None = None
 
 
-class SessionCompacted(Event, tag="session.compacted", kw_only=True):
+class SessionCompacted(Event, tag="session.compacted", frozen=True, kw_only=True):
     """Older turns were replaced by a summary to fit the context window."""
 
     session: str
@@ -347,14 +347,14 @@ class SessionCompacted(Event, tag="session.compacted", kw_only=True):
     kept: list[ChatMessage] = []
 
 
-class SessionFinished(Event, tag="session.finished", kw_only=True):
+class SessionFinished(Event, tag="session.finished", frozen=True, kw_only=True):
     """The model called its role's final tool with valid arguments."""
 
     session: str
     result: dict[str, Any] = {}
 
 
-class SessionFailed(Event, tag="session.failed", kw_only=True):
+class SessionFailed(Event, tag="session.failed", frozen=True, kw_only=True):
     """The session ended without a result."""
 
     session: str
@@ -411,13 +411,15 @@ class UnknownEvent(msgspec.Struct, frozen=True, kw_only=True):
     raw: dict[str, Any] = {}
 
 
-def event_type(event: Event | UnknownEvent) -> str:
+Record = Event | UnknownEvent
+"""Anything a log line can hold: a known event or a kept unknown one."""
+
+
+def event_type(event: Record) -> str:
     """The ``type`` tag of any event, known or not."""
     if isinstance(event, UnknownEvent):
         return event.type
     return str(type(event).__struct_config__.tag)
 
 
-KNOWN_TYPES: frozenset[str] = frozenset(
-    str(cls.__struct_config__.tag) for cls in AnyEvent.__args__  # type: ignore[attr-defined]
-)
+KNOWN_TYPES: frozenset[str] = frozenset(str(cls.__struct_config__.tag) for cls in AnyEvent.__args__)

@@ -11,9 +11,7 @@ from typing import Any
 
 import msgspec
 
-from ocactors.events.catalogue import KNOWN_TYPES, AnyEvent, Event, UnknownEvent
-
-Record = Event | UnknownEvent
+from ocactors.events.catalogue import KNOWN_TYPES, AnyEvent, Record, UnknownEvent
 
 _decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(AnyEvent)
 _generic = msgspec.json.Decoder()

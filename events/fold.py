@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
-from ocactors.events.codec import Record
+from ocactors.events.catalogue import Record
 from ocactors.events.reader import read_events
 
 S = TypeVar("S")

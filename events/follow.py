@@ -16,7 +16,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ocactors.events.codec import LineError, Record, decode
+from ocactors.events.catalogue import Record
+from ocactors.events.codec import LineError, decode
 from ocactors.events.reader import iter_lines
 
 WAKE_S = 0.25
@@ -113,7 +114,7 @@ class _Waiter:
                     self.changed.set()
                 if self._done():
                     return
-        except Exception:  # noqa: BLE001 - any watcher failure means: poll instead
+        except Exception:
             self._thread = None
 
     def _done(self) -> bool:

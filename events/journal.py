@@ -20,6 +20,7 @@ skipped: opening such a log raises :class:`CorruptLogError` with the line number
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import sys
@@ -250,10 +251,8 @@ class Journal:
                 self._durable.notify_all()
         if self._flusher is not None:
             self._flusher.join(timeout=30)
-        try:
+        with contextlib.suppress(OSError):
             (self.path.parent / PID_FILE).unlink(missing_ok=True)
-        except OSError:
-            pass
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
 

@@ -92,7 +92,7 @@ def resolve_mission(workspace: Path, ref: str | None) -> MissionPaths:
     missions = list_missions(workspace)
     if not missions:
         raise MissionNotFoundError(
-            f"no missions in {missions_dir(workspace)}; start one with `ocactors task \"GOAL\"`"
+            f'no missions in {missions_dir(workspace)}; start one with `ocactors task "GOAL"`'
         )
     if ref is None:
         return missions[0]

@@ -13,8 +13,8 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocactors.events.codec import LineError, Record, decode
-from ocactors.events.catalogue import event_type
+from ocactors.events.catalogue import Record, event_type
+from ocactors.events.codec import LineError, decode
 from ocactors.events.errors import CorruptLogError, LogUnavailableError
 
 CHUNK = 1 << 16

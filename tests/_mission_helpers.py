@@ -47,7 +47,7 @@ CORE_FIXED = CORE_BUGGY.replace(
 
 INIT = '"""textstats: small word statistics."""\n'
 
-TESTS = '''import unittest
+TESTS = """import unittest
 
 from textstats.core import top_words, word_count
 
@@ -63,7 +63,7 @@ class CoreTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
-'''
+"""
 
 CHECK = f"{PY} -m unittest discover -s tests -q"
 

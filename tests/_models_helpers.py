@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import httpx
+
 from ocactors.events.catalogue import ChatMessage
 
 SECRET = "sk-test-SECRET-0123456789abcdef"

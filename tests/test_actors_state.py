@@ -32,7 +32,9 @@ def _fields(event: Event) -> dict[str, object]:
 
 MISSION = stamp(
     [
-        ev.MissionStarted(version=1, goal="g", workspace="/w", settings=MissionSettings(parallel=2)),
+        ev.MissionStarted(
+            version=1, goal="g", workspace="/w", settings=MissionSettings(parallel=2)
+        ),
         ev.IterationStarted(iteration=1),
         ev.PlanRequested(iteration=1),
         ev.PlanAccepted(
@@ -53,7 +55,9 @@ MISSION = stamp(
         ev.LeaseReleased(task_id="T1", files=["a.py"]),
         ev.TaskFinished(task_id="T1", summary="built a"),
         ev.ReviewRequested(iteration=1),
-        ev.ReviewSubmitted(iteration=1, approved=False, findings=[Finding(file="a.py", problem="x")]),
+        ev.ReviewSubmitted(
+            iteration=1, approved=False, findings=[Finding(file="a.py", problem="x")]
+        ),
         ev.VerifyStarted(iteration=1, command="pytest"),
         ev.VerifyFinished(iteration=1, command="pytest", exit_code=1, passed=False, output="E"),
         ev.IterationStarted(iteration=2),

@@ -11,8 +11,8 @@ from ocactors.actors.models import ScriptedModelServer
 from ocactors.actors.models.playbook import Playbook, TaskPlay, Verdict
 from ocactors.actors.session_state import fold_session
 from ocactors.actors.state import fold_mission
-from ocactors.events import read_events
 from ocactors.events import catalogue as ev
+from ocactors.events import read_events
 from ocactors.events.catalogue import MissionSettings, event_type
 from tests._mission_helpers import CORE_FIXED, MissionHarness, textstats_playbook
 

@@ -15,8 +15,8 @@ import pytest
 
 from ocactors.actors.models import ScriptedModelServer
 from ocactors.actors.models.playbook import Playbook, TaskPlay
-from ocactors.events import list_missions, read_events
 from ocactors.events import catalogue as ev
+from ocactors.events import list_missions, read_events
 from ocactors.events.catalogue import Event, event_type
 from tests._mission_helpers import CHECK, CORE_FIXED, textstats_playbook
 
@@ -96,7 +96,9 @@ def test_kill_9_then_resume_seals_with_the_same_files_and_no_task_built_twice(
 ) -> None:
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    proc = ocactors("task", "build textstats", "--verify", CHECK, server=server, workspace=workspace)
+    proc = ocactors(
+        "task", "build textstats", "--verify", CHECK, server=server, workspace=workspace
+    )
     path = log_path(workspace)
     wait_for(path, KILL_POINTS[point])
     proc.send_signal(signal.SIGKILL)
@@ -117,7 +119,9 @@ def test_stop_from_a_second_process_then_resume(
 ) -> None:
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    proc = ocactors("task", "build textstats", "--verify", CHECK, server=server, workspace=workspace)
+    proc = ocactors(
+        "task", "build textstats", "--verify", CHECK, server=server, workspace=workspace
+    )
     path = log_path(workspace)
     wait_for(path, lambda e: isinstance(e, ev.TaskStarted))
     stopper = ocactors("stop", server=server, workspace=workspace)
@@ -144,7 +148,9 @@ def test_the_api_key_never_reaches_the_mission_folder(
 ) -> None:
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    proc = ocactors("task", "build textstats", "--verify", CHECK, server=server, workspace=workspace)
+    proc = ocactors(
+        "task", "build textstats", "--verify", CHECK, server=server, workspace=workspace
+    )
     assert finish(proc) == 0
     for path in (workspace / ".opencode").rglob("*"):
         if path.is_file():

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import msgspec
 import pytest
+
 from ocactors.actors.models import (
     AnthropicClient,
     ContextOverflow,
@@ -22,7 +23,6 @@ from ocactors.actors.models import (
 )
 from ocactors.actors.models.anthropic_client import StreamAssembler, _Event, to_anthropic
 from ocactors.events.catalogue import ChatMessage, ToolCall
-
 from tests._models_helpers import CONVERSATION, SECRET, TOOLS, headers, http_client
 
 SCRIPT = {

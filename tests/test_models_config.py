@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from ocactors.actors.models import (
     ConfigError,
     LimiterRegistry,
@@ -24,7 +25,6 @@ from ocactors.actors.models import (
 )
 from ocactors.actors.models.anthropic_client import AnthropicClient
 from ocactors.actors.models.openai_client import OpenAIChatClient
-
 from tests._models_helpers import CONVERSATION, SECRET, closed_port, headers
 
 TOML = """

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+
 from ocactors.actors.models import (
     Fault,
     Limiter,
@@ -19,7 +20,6 @@ from ocactors.actors.models import (
     default_concurrency,
 )
 from ocactors.actors.models.limiter import is_local
-
 from tests._models_helpers import CONVERSATION, headers, http_client
 
 

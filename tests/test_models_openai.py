@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import httpx
 import msgspec
 import pytest
+
 from ocactors.actors.models import (
     BadRequest,
     OpenAIChatClient,
@@ -22,7 +23,6 @@ from ocactors.actors.models.openai_client import (
     to_openai_message,
 )
 from ocactors.events.catalogue import ChatMessage, ToolCall
-
 from tests._models_helpers import CONVERSATION, SECRET, TOOLS, headers, http_client
 
 SCRIPT = {

@@ -10,6 +10,7 @@ from email.utils import format_datetime
 
 import httpx
 import pytest
+
 from ocactors.actors.models import (
     AuthError,
     BadResponse,
@@ -26,7 +27,6 @@ from ocactors.actors.models import (
     Turn,
 )
 from ocactors.actors.models._http import retry_after
-
 from tests._models_helpers import CONVERSATION, SECRET, closed_port, headers, http_client
 
 

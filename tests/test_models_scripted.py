@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from ocactors.actors.models import (
     Fault,
     OpenAIChatClient,
@@ -22,7 +23,6 @@ from ocactors.actors.models import (
     load_script,
 )
 from ocactors.events.catalogue import ChatMessage
-
 from tests._models_helpers import CONVERSATION, headers, http_client
 
 

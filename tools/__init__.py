@@ -11,7 +11,7 @@ Errors are drawn in :mod:`ocactors.tools.errors`.  This package imports nothing 
 
 from ocactors.tools.errors import ConfinementError, ToolError
 from ocactors.tools.shell import cap_output, command_env
-from ocactors.tools.spec import ShellConfig, ToolContext, ToolResult, Toolbox, ToolSpec, WebConfig
+from ocactors.tools.spec import ShellConfig, Toolbox, ToolContext, ToolResult, ToolSpec, WebConfig
 from ocactors.tools.toolsets import planner_tools, reviewer_tools, worker_tools
 from ocactors.tools.workspace import Workspace
 

@@ -136,10 +136,17 @@ def _walk(root: Path, workspace_root: Path, pattern: str) -> list[str]:
     return out
 
 
-READ_FILE = ToolSpec("read_file", "Read a text file (numbered lines, in ranges).", ReadFile, read_file)
-WRITE_FILE = ToolSpec("write_file", "Write a whole file (only files you own).", WriteFile, write_file)
+READ_FILE = ToolSpec(
+    "read_file", "Read a text file (numbered lines, in ranges).", ReadFile, read_file
+)
+WRITE_FILE = ToolSpec(
+    "write_file", "Write a whole file (only files you own).", WriteFile, write_file
+)
 EDIT_FILE = ToolSpec(
-    "edit_file", "Replace one exact snippet `old` with `new` in a file you own.", EditFile, edit_file
+    "edit_file",
+    "Replace one exact snippet `old` with `new` in a file you own.",
+    EditFile,
+    edit_file,
 )
 LIST_FILES = ToolSpec(
     "list_files", "List files under a folder matching a glob pattern.", ListFiles, list_files

@@ -28,7 +28,9 @@ def grep(ctx: ToolContext, args: Grep) -> str:
     except re.error as error:
         raise ToolError(f"invalid regular expression {args.pattern!r}: {error}") from None
     root = ctx.workspace.resolve_read(args.path)
-    files = [ctx.workspace.relative(root)] if root.is_file() else _walk(root, ctx.workspace.root, "*")
+    files = (
+        [ctx.workspace.relative(root)] if root.is_file() else _walk(root, ctx.workspace.root, "*")
+    )
     matches: list[str] = []
     for rel in files:
         path = ctx.workspace.root / rel

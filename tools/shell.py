@@ -8,6 +8,7 @@ interpreter running ocactors comes first on PATH so ``python`` means that Python
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -59,7 +60,9 @@ def run_command(ctx: ToolContext, args: RunCommand) -> str:
     code, out, err, timed_out = execute(args.command, ctx.workspace.root, timeout, config)
     status = f"timed out after {timeout:g}s (process group killed)" if timed_out else f"{code}"
     limit = config.output_limit
-    return f"exit code: {status}\nstdout:\n{cap_output(out, limit)}\nstderr:\n{cap_output(err, limit)}"
+    return (
+        f"exit code: {status}\nstdout:\n{cap_output(out, limit)}\nstderr:\n{cap_output(err, limit)}"
+    )
 
 
 def _check_allowed(command: str, config: ShellConfig) -> None:
@@ -98,10 +101,8 @@ def execute(
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _drain(proc: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:

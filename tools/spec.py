@@ -138,5 +138,5 @@ class Toolbox:
             return ToolResult(spec.run(self.ctx, spec.parse(arguments_json)))
         except ToolError as error:
             return ToolResult(f"error: {error}", True)
-        except Exception as error:  # noqa: BLE001 - a raising tool must not crash the session
+        except Exception as error:
             return ToolResult(f"error: {name} failed: {type(error).__name__}: {error}", True)

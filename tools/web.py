@@ -85,13 +85,18 @@ def web_search(ctx: ToolContext, args: WebSearch) -> str:
     except (httpx.HTTPError, ValueError) as error:
         raise ToolError(f"search failed: {type(error).__name__}") from None
     results = data.get("results", []) if isinstance(data, dict) else []
-    lines = [
-        f"- {r.get('title', '')}\n  {r.get('url', '')}\n  {' '.join(str(r.get('content', '')).split())[:300]}"
-        for r in results[:RESULTS]
-        if isinstance(r, dict)
-    ]
+    lines = [_result(r) for r in results[:RESULTS] if isinstance(r, dict)]
     return "\n".join(lines) or f"no results for {args.query!r}"
 
 
-WEB_FETCH = ToolSpec("web_fetch", "Fetch a web page as text (cached per mission).", WebFetch, web_fetch)
-WEB_SEARCH = ToolSpec("web_search", "Search the web; returns titles, URLs, snippets.", WebSearch, web_search)
+def _result(result: dict[str, object]) -> str:
+    snippet = " ".join(str(result.get("content", "")).split())[:300]
+    return f"- {result.get('title', '')}\n  {result.get('url', '')}\n  {snippet}"
+
+
+WEB_FETCH = ToolSpec(
+    "web_fetch", "Fetch a web page as text (cached per mission).", WebFetch, web_fetch
+)
+WEB_SEARCH = ToolSpec(
+    "web_search", "Search the web; returns titles, URLs, snippets.", WebSearch, web_search
+)

@@ -43,9 +43,7 @@ class Workspace:
             raise ConfinementError("this role cannot write files; it only reads and reports")
         if relative not in self.writable:
             owned = ", ".join(sorted(self.writable)) or "none"
-            raise ConfinementError(
-                f"{rel} is not one of your files; you may write only: {owned}"
-            )
+            raise ConfinementError(f"{rel} is not one of your files; you may write only: {owned}")
         if self.on_before_write is not None:
             self.on_before_write(relative)
         return path

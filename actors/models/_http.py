@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import msgspec
+
 from ocactors.actors.models.errors import (
     AuthError,
     BadRequest,

@@ -50,6 +50,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import msgspec
+
 from ocactors.events.catalogue import Usage
 
 ROLES = ("planner", "worker", "reviewer")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+
 from ocactors.actors.models._http import CONNECT_TIMEOUT_S, POOL_TIMEOUT_S, WRITE_TIMEOUT_S
 from ocactors.actors.models.anthropic_client import AnthropicClient
 from ocactors.actors.models.config import DEFAULT_TIMEOUT_S, ROLES, ModelsConfig, RoleConfig

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import msgspec
+
 from ocactors.actors.models._http import is_overflow, open_response, sse_data, timeout_for
 from ocactors.actors.models.errors import (
     BadResponse,

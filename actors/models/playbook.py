@@ -17,7 +17,7 @@ from typing import Any
 
 from ocactors.actors.models.scripted_script import Fault, Script, ScriptedRequest, ScriptError, Turn
 from ocactors.events import catalogue as ev
-from ocactors.events.catalogue import Event
+from ocactors.events.catalogue import Record
 
 SESSION_HEADER = "x-ocactors-session"
 TASK_HEADER = "x-ocactors-task"
@@ -73,7 +73,9 @@ class Playbook:
             }
             for task in plan
         ]
-        return Turn(tool_calls=[("submit_plan", {"tasks": tasks})], fault=self.faults.get("planner"))
+        return Turn(
+            tool_calls=[("submit_plan", {"tasks": tasks})], fault=self.faults.get("planner")
+        )
 
     def _task(self, task_id: str) -> TaskPlay:
         for plan in self.plans:
@@ -99,7 +101,7 @@ class Playbook:
         return Turn(tool_calls=[("submit_review", args)])
 
 
-def script_from_log(events: Iterable[Event]) -> Script:
+def script_from_log(events: Iterable[Record]) -> Script:
     """Answer every (session, turn) with the response recorded in a mission log."""
     answers: dict[tuple[str, int], ev.ChatMessage] = {}
     for event in events:

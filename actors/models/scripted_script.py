@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
+
 from ocactors.actors.models import scripted_protocol as wire
 from ocactors.events.catalogue import ChatMessage
 

@@ -75,9 +75,7 @@ def _prepare(target: str | None, project: Path) -> Path:
     return workspace
 
 
-def _launch(
-    workspace: Path, server: ScriptedModelServer, http: httpx.Client, view: Any
-) -> Launch:
+def _launch(workspace: Path, server: ScriptedModelServer, http: httpx.Client, view: Any) -> Launch:
     registry = LimiterRegistry()
     clients = {
         role: build_client(

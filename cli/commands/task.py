@@ -63,7 +63,10 @@ def run_task(args: argparse.Namespace) -> int:
     launch = launch_for(workspace, args, make_view(args.json))
     settings = _settings(args, session_limit(workspace))
     paths, journal = open_new_mission(
-        workspace, args.goal.strip(), settings, lambda p, mission: open_journal(p, mission, args.durability)
+        workspace,
+        args.goal.strip(),
+        settings,
+        lambda p, mission: open_journal(p, mission, args.durability),
     )
     print(f"mission {paths.id} in {workspace}", file=sys.stderr)
     print(f"settings: {describe_settings(settings)}", file=sys.stderr)
