@@ -19,13 +19,13 @@ from rich.live import Live
 from ocactors.actors.state import MissionState, apply
 from ocactors.dashboard import render
 from ocactors.describe import NOTABLE, line
-from ocactors.events.catalogue import Event, event_type
+from ocactors.events.catalogue import Record, event_type
 
 
 class View(Protocol):
     """A journal subscriber with a lifetime."""
 
-    def __call__(self, event: Event) -> None: ...
+    def __call__(self, event: Record) -> None: ...
 
     def start(self) -> None: ...
 
@@ -38,7 +38,7 @@ class PlainView:
     def __init__(self, out: IO[str] | None = None) -> None:
         self.out = out or sys.stdout
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: Record) -> None:
         """Journal subscriber: print notable events."""
         if event_type(event) in NOTABLE:
             print(line(event), file=self.out, flush=True)
@@ -53,7 +53,7 @@ class PlainView:
 class JsonView(PlainView):
     """Every event as the JSON line the log holds."""
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: Record) -> None:
         """Journal subscriber: print the event's JSON."""
         print(msgspec.json.encode(event).decode(), file=self.out, flush=True)
 
@@ -68,7 +68,7 @@ class LiveView:
         self._lock = threading.Lock()
         self._live: Live | None = None
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, event: Record) -> None:
         """Journal subscriber: fold the event and remember notable ones."""
         with self._lock:
             self.state = apply(self.state, event)

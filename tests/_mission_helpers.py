@@ -89,7 +89,7 @@ class MissionHarness:
 
     workspace: Path
     server: ScriptedModelServer
-    settings: MissionSettings = field(default_factory=MissionSettings)
+    settings: MissionSettings = field(default_factory=lambda: MissionSettings(verify_command=CHECK))
     stream: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
     paths: MissionPaths | None = None

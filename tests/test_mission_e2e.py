@@ -14,7 +14,7 @@ from ocactors.actors.state import fold_mission
 from ocactors.events import catalogue as ev
 from ocactors.events import read_events
 from ocactors.events.catalogue import MissionSettings, event_type
-from tests._mission_helpers import CORE_FIXED, MissionHarness, textstats_playbook
+from tests._mission_helpers import CHECK, CORE_FIXED, MissionHarness, textstats_playbook
 
 
 @pytest.fixture
@@ -26,7 +26,9 @@ def workspace(tmp_path: Path) -> Path:
 
 def test_a_mission_plans_builds_is_rejected_fixes_and_seals(workspace: Path) -> None:
     with ScriptedModelServer(textstats_playbook().script()) as server:
-        harness = MissionHarness(workspace, server, MissionSettings(parallel=4))
+        harness = MissionHarness(
+            workspace, server, MissionSettings(parallel=4, verify_command=CHECK)
+        )
         state = harness.start()
     assert state.phase == "sealed", state.detail
     assert state.iteration == 2

@@ -101,8 +101,11 @@ class Playbook:
         return Turn(tool_calls=[("submit_review", args)])
 
 
-def script_from_log(events: Iterable[Record]) -> Script:
-    """Answer every (session, turn) with the response recorded in a mission log."""
+def script_from_log(events: Iterable[Record], delay_s: float = 0.0) -> Script:
+    """Answer every (session, turn) with the response recorded in a mission log.
+
+    ``delay_s`` paces the replay (each answer waits that long), so a person can watch it.
+    """
     answers: dict[tuple[str, int], ev.ChatMessage] = {}
     for event in events:
         if isinstance(event, ev.ModelResponded):
@@ -114,7 +117,12 @@ def script_from_log(events: Iterable[Record]) -> Script:
         if message is None:
             raise ScriptError(f"no recorded response for session {key[0]!r} turn {key[1]}")
         calls = [(call.name, _arguments(call.arguments)) for call in message.tool_calls]
-        return Turn(content=message.content, tool_calls=calls, reasoning=message.reasoning)
+        return Turn(
+            content=message.content,
+            tool_calls=calls,
+            reasoning=message.reasoning,
+            delay_s=delay_s,
+        )
 
     return {"*": play}
 

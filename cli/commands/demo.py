@@ -30,6 +30,7 @@ from ocactors.tools import ShellConfig, WebConfig
 from ocactors.view import make_view
 
 DEMO = "demo"
+PACE_S = 0.3  # per model turn, so the live view can be followed
 
 
 def register(sub: Any) -> None:
@@ -43,6 +44,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--dir", metavar="DIR", help="scratch workspace (default: a new temp dir)")
     p.add_argument("--json", action="store_true", help="print every event as a JSON line")
+    p.add_argument("--fast", action="store_true", help="no pause between model turns")
     p.set_defaults(func=run_demo)
 
 
@@ -52,10 +54,14 @@ def run_demo(args: argparse.Namespace) -> int:
         events = list(read_events(demo / "mission.jsonl"))
         workspace = _prepare(args.dir, demo / "project")
     started = next(e for e in events if isinstance(e, MissionStarted))
-    with ScriptedModelServer(script_from_log(events)) as server, httpx.Client() as http:
+    pace = 0.0 if args.fast else PACE_S
+    with ScriptedModelServer(script_from_log(events, pace)) as server, httpx.Client() as http:
         launch = _launch(workspace, server, http, make_view(args.json))
         paths, journal = open_new_mission(
-            workspace, started.goal, started.settings, lambda p, m: open_journal(p, m, "batch")
+            workspace,
+            started.goal,
+            started.settings,
+            lambda p, mission: open_journal(p, mission, "batch"),
         )
         print(f"demo mission {paths.id} in {workspace}", file=sys.stderr)
         print(f"settings: {describe_settings(started.settings)}", file=sys.stderr)
