@@ -103,6 +103,8 @@ class MissionRun:
 
     def run(self, interrupted: Callable[[], bool] = lambda: False) -> MissionState:
         """Supervise until the mission records a final event; returns the Commander's state."""
+        replay_into([self.ctx.meter.observe], self.ctx.journal.path)
+        unsubscribe = self.ctx.journal.subscribe(self.ctx.meter.observe)
         inbox = ControlInbox(self.paths.control)
         inbox.skip_existing()
         commander = self._start_commander(self.loaded.commander, self.loaded.open_sessions)
@@ -116,6 +118,7 @@ class MissionRun:
             commander.tell(Tick())
             if not commander.is_alive() and not self.finished.is_set():
                 commander = self._replace_commander()
+        unsubscribe()
         return self._shutdown(commander)
 
     def _start_commander(

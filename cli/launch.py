@@ -46,8 +46,7 @@ def run_logged_mission(launch: Launch, paths: MissionPaths, journal: Journal) ->
     """Fold the log, run the mission to a final event with the view on; the exit code."""
     loaded = load_log(paths.events)
     meter = Meter(prices=dict(launch.prices))
-    replay_into([meter.observe, launch.view], paths.events)
-    journal.subscribe(meter.observe)
+    replay_into([launch.view], paths.events)
     journal.subscribe(launch.view)
     ctx = MissionContext(
         mission=paths.id,

@@ -11,7 +11,13 @@ from typing import Any
 import httpx
 
 from ocactors.actors.context import Meter, MissionContext
-from ocactors.actors.mission import BaselineRecorder, MissionRun, load_log, open_new_mission
+from ocactors.actors.mission import (
+    BaselineRecorder,
+    MissionRun,
+    load_log,
+    open_new_mission,
+    record_resume,
+)
 from ocactors.actors.models import (
     LimiterRegistry,
     ModelClient,
@@ -135,6 +141,13 @@ class MissionHarness:
         )
         self.paths = paths
         return self._run(journal, paths)
+
+    def resume(self, settings: MissionSettings | None = None) -> MissionState:
+        """Carry the mission on in this process, as `ocactors resume` does."""
+        assert self.paths is not None
+        journal = Journal.open(self.paths.events, mission=self.paths.id)
+        record_resume(journal, "test", settings)
+        return self._run(journal, self.paths)
 
     def _run(self, journal: Journal, paths: MissionPaths) -> MissionState:
         with httpx.Client(timeout=10.0) as http:
