@@ -60,8 +60,8 @@ def run_task(args: argparse.Namespace) -> int:
     workspace = workspace_of(args)
     if not args.goal.strip():
         raise UsageError("the goal is empty; say what the mission should achieve")
-    launch = launch_for(workspace, args, make_view(args.json))
     settings = _settings(args, session_limit(workspace))
+    launch = launch_for(workspace, args, make_view(args.json))
     paths, journal = open_new_mission(
         workspace,
         args.goal.strip(),
