@@ -223,7 +223,8 @@ class Commander(pykka.ThreadingActor):
         ref.tell(RunSession(kind, key, session, self.state, prior or (), cancel))
 
     def _recovering(self, session: str) -> bool:
-        return session in self.state.crashes or bool(self._prior)
+        """A crashed session's events are read back from the log (it ran in this process)."""
+        return session in self.state.crashes
 
     def _on_session_ended(self, message: SessionEnded) -> None:
         slot = message.kind if message.kind != "task" else f"task:{message.key}"

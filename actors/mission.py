@@ -48,7 +48,11 @@ class LoadedLog:
 
 
 def load_log(path: Path) -> LoadedLog:
-    """Fold the log in one pass; keep events only of sessions that have not ended."""
+    """Fold the log in one pass; keep the events of open sessions, the outcome of ended ones.
+
+    An ended session whose outcome the Commander had not yet recorded (a crash in between)
+    then reports that outcome again instead of being run a second time.
+    """
     commander = mission = MissionState()
     sessions: dict[str, list[Record]] = {}
     for event in read_events(path):
@@ -58,7 +62,7 @@ def load_log(path: Path) -> LoadedLog:
         session = getattr(event, "session", None)
         if isinstance(session, str) and not isinstance(event, ev.ActorCrashed):
             if isinstance(event, ENDED):
-                sessions.pop(session, None)
+                sessions[session] = [event]  # the outcome alone: enough to not redo it
             else:
                 sessions.setdefault(session, []).append(event)
     return LoadedLog(commander, mission, {k: tuple(v) for k, v in sessions.items()})

@@ -124,7 +124,7 @@ class AgentSession:
 
     def run(self) -> SessionOutcome:
         """Step until the session ends; raises SessionInterrupted when the gate says stop."""
-        if not self.state.started:
+        if not self.state.started and not self.state.ended:
             self._start()
         while not self.state.ended:
             self._gate()

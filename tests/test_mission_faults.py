@@ -162,3 +162,22 @@ def test_memory_stays_bounded_for_a_thousand_finished_tasks() -> None:
     assert Counter(t.status for t in state.tasks.values()) == Counter({"done": 1000})
     assert all(len(t.summary) <= 500 for t in state.tasks.values())
     assert peak < 8_000_000, peak  # 20 MB of conversation went by; the state kept < 8 MB
+
+
+def test_a_session_that_ended_just_before_a_crash_is_not_run_again(workspace: Path) -> None:
+    with ScriptedModelServer(textstats_playbook().script()) as server:
+        harness = MissionHarness(workspace, server)
+        harness.start()
+        assert harness.paths is not None
+        lines = harness.paths.events.read_bytes().splitlines(keepends=True)
+        end = next(
+            i
+            for i, line in enumerate(lines)
+            if b'"session.finished"' in line and b'"worker:T1#1"' in line
+        )
+        harness.paths.events.write_bytes(b"".join(lines[: end + 1]))  # as if killed right here
+        (workspace / "textstats" / "core.py").unlink()  # what T1 wrote must come back via F1
+        state = harness.resume()
+    assert state.phase == "sealed", state.detail
+    started = [e for e in events_of(harness) if isinstance(e, ev.SessionStarted)]
+    assert Counter(s.session for s in started)["worker:T1#1"] == 1

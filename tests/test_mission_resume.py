@@ -128,7 +128,7 @@ def test_stop_from_a_second_process_then_resume(
     started = time.monotonic()
     assert finish(stopper, timeout=15) == 0
     assert finish(proc, timeout=10) == 130
-    assert time.monotonic() - started < 6.0
+    assert time.monotonic() - started < 5.0
     events = list(read_events(path))
     assert event_type(events[-1]) == "mission.stopped"
     granted = Counter(e.task_id for e in events if isinstance(e, ev.LeaseGranted))
