@@ -155,3 +155,17 @@ def test_the_api_key_never_reaches_the_mission_folder(
     for path in (workspace / ".opencode").rglob("*"):
         if path.is_file():
             assert b"sk-test-secret-key-123456" not in path.read_bytes(), path
+
+
+def test_ctrl_c_records_a_resumable_stop_and_exits_130(
+    tmp_path: Path, server: ScriptedModelServer
+) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    proc = ocactors("task", "build textstats", "--verify", CHECK, server=server, workspace=workspace)
+    path = log_path(workspace)
+    wait_for(path, lambda e: isinstance(e, ev.TaskStarted))
+    proc.send_signal(signal.SIGINT)
+    assert finish(proc, timeout=10) == 130
+    last = list(read_events(path))[-1]
+    assert isinstance(last, ev.MissionStopped) and last.reason == "interrupted"
