@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from ocactors.tools import command_env
+from ocactors.tools.spec import SECRET_ENV
 
 OUTPUT_TAIL = 4000
 DEFAULT_TIMEOUT_S = 900.0
@@ -89,7 +90,7 @@ def run_verify(workspace: Path, command: str, timeout_s: float = DEFAULT_TIMEOUT
         command,
         shell=True,
         cwd=workspace,
-        env=command_env(),
+        env=command_env(SECRET_ENV),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -105,18 +106,3 @@ def run_verify(workspace: Path, command: str, timeout_s: float = DEFAULT_TIMEOUT
             output += f"\n[timed out after {timeout_s:.0f} s]".encode()
     text = output.decode("utf-8", errors="replace")
     return VerifyResult(command, code, text[-OUTPUT_TAIL:], round(time.monotonic() - started, 3))
-
-
-def command_env() -> dict[str, str]:
-    """The environment for project commands: our interpreter first, secrets removed."""
-    env = {k: v for k, v in os.environ.items() if not _secret(k)}
-    bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
-    if shutil.which("python", path=bin_dir) is None:
-        env["PYTHON"] = sys.executable
-    return env
-
-
-def _secret(name: str) -> bool:
-    upper = name.upper()
-    return upper.endswith(("_API_KEY", "_TOKEN", "_SECRET")) or upper in {"OCACTORS_API_KEY"}
