@@ -107,6 +107,8 @@ class MissionRun:
 
     def run(self, interrupted: Callable[[], bool] = lambda: False) -> MissionState:
         """Supervise until the mission records a final event; returns the Commander's state."""
+        if self.loaded.commander.final:
+            return self.loaded.commander  # nothing to run (a resume must record first)
         replay_into([self.ctx.meter.observe], self.ctx.journal.path)
         unsubscribe = self.ctx.journal.subscribe(self.ctx.meter.observe)
         inbox = ControlInbox(self.paths.control)

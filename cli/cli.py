@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 
 from ocactors import __version__
-from ocactors.commands import demo, task
+from ocactors.commands import demo, inspect, monitor, replay, tail, task
 from ocactors.common import EXIT_USAGE, UsageError
 from ocactors.events import EventLogError
 
-COMMANDS = (task, demo)
+COMMANDS = (task, inspect, tail, replay, monitor, demo)
 
 
 class _Parser(argparse.ArgumentParser):

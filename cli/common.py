@@ -19,7 +19,7 @@ def add_workspace(parser: argparse.ArgumentParser) -> None:
     """``-C DIR``: the workspace (default: the current directory)."""
     parser.add_argument(
         "-C",
-        "--dir",
+        "--workspace",
         dest="workspace",
         default=".",
         metavar="DIR",

@@ -42,8 +42,11 @@ class Launch:
     view: View
 
 
-def run_logged_mission(launch: Launch, paths: MissionPaths, journal: Journal) -> int:
+def run_logged_mission(
+    launch: Launch, paths: MissionPaths, journal: Journal, *, announce: bool = True
+) -> int:
     """Fold the log, run the mission to a final event with the view on; the exit code."""
+    journal.flush()  # what was just appended (mission.started, resumed) must be read back
     loaded = load_log(paths.events)
     meter = Meter(prices=dict(launch.prices))
     replay_into([launch.view], paths.events)
@@ -68,7 +71,8 @@ def run_logged_mission(launch: Launch, paths: MissionPaths, journal: Journal) ->
     finally:
         launch.view.close()
         journal.close()
-    _print_outcome(state, paths)
+    if announce:
+        _print_outcome(state, paths)
     return exit_code_for(state.phase)
 
 

@@ -152,6 +152,7 @@ class MissionHarness:
     def _run(self, journal: Journal, paths: MissionPaths) -> MissionState:
         with httpx.Client(timeout=10.0) as http:
             try:
+                journal.flush()
                 loaded = load_log(paths.events)
                 run = MissionRun(self.context(journal, paths, http), paths, loaded)
                 return run.run()

@@ -162,7 +162,9 @@ def test_ctrl_c_records_a_resumable_stop_and_exits_130(
 ) -> None:
     workspace = tmp_path / "ws"
     workspace.mkdir()
-    proc = ocactors("task", "build textstats", "--verify", CHECK, server=server, workspace=workspace)
+    proc = ocactors(
+        "task", "build textstats", "--verify", CHECK, server=server, workspace=workspace
+    )
     path = log_path(workspace)
     wait_for(path, lambda e: isinstance(e, ev.TaskStarted))
     proc.send_signal(signal.SIGINT)

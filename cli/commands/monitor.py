@@ -1,0 +1,99 @@
+"""``monitor``: a live dashboard of a running mission, fed by following its log."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+
+from ocactors.actors.state import MissionState, apply
+from ocactors.commands.tail import GRACE_S
+from ocactors.common import EXIT_OK, add_workspace, workspace_of
+from ocactors.dashboard import render
+from ocactors.describe import NOTABLE, line
+from ocactors.events import follow, writer_pid
+from ocactors.events.catalogue import Record, event_type
+from ocactors.missions import Notes, events, pick
+
+
+def register(sub: Any) -> None:
+    """Add monitor to the command line."""
+    p = sub.add_parser(
+        "monitor",
+        help="live dashboard of a running mission",
+        description="Tasks by state, sessions with their role, step and elapsed time, queue, "
+        "iteration, tokens, and each notable event as it happens. Ends with the mission.",
+        epilog="example: ocactors monitor            # the newest mission in this directory",
+    )
+    p.add_argument("mission", nargs="?", help="mission id or unique prefix (default: newest)")
+    add_workspace(p)
+    p.add_argument("--once", action="store_true", help="print one frame and exit")
+    p.set_defaults(func=run_monitor)
+
+
+class Board:
+    """The folded state and recent notable lines, fed from the follower thread."""
+
+    def __init__(self) -> None:
+        self.state = MissionState()
+        self.recent: deque[str] = deque(maxlen=8)
+        self.lock = threading.Lock()
+
+    def feed(self, event: Record) -> None:
+        """Fold one event."""
+        with self.lock:
+            self.state = apply(self.state, event)
+            if event_type(event) in NOTABLE:
+                self.recent.append(line(event))
+
+    def frame(self) -> Any:
+        """The renderable now."""
+        with self.lock:
+            return render(self.state, list(self.recent))
+
+
+def run_monitor(args: argparse.Namespace) -> int:
+    """Draw until the mission's writer is gone (or once)."""
+    paths = pick(workspace_of(args), args.mission)
+    board = Board()
+    notes = Notes()
+    for event in events(paths, notes):
+        board.feed(event)
+    notes.say(paths)
+    console = Console()
+    if args.once:
+        console.print(board.frame())
+        return EXIT_OK
+    stop = threading.Event()
+    feeder = threading.Thread(
+        target=_feed, args=(paths.events, board, stop), daemon=True, name="monitor-follow"
+    )
+    feeder.start()
+    live = Live(get_renderable=board.frame, console=console, refresh_per_second=4)
+    with live, contextlib.suppress(KeyboardInterrupt):
+        _wait_for_end(paths.events, stop)
+    stop.set()
+    return EXIT_OK
+
+
+def _feed(path: Any, board: Board, stop: threading.Event) -> None:
+    for event in follow(path, since=board.state.last_seq, stop_event=stop):
+        board.feed(event)
+
+
+def _wait_for_end(path: Any, stop: threading.Event) -> None:
+    quiet_since: float | None = None
+    while not stop.is_set():
+        if writer_pid(path) is None:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= GRACE_S:
+                return
+        else:
+            quiet_since = None
+        time.sleep(0.1)
