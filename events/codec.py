@@ -26,6 +26,7 @@ def encode(event: Record) -> bytes:
     """The event as one JSON object, without the newline."""
     if isinstance(event, UnknownEvent):
         envelope = {k: getattr(event, k) for k in ("seq", "ts", "mission", "actor", "cause")}
+        envelope = {k: v for k, v in envelope.items() if v is not None}
         return _encoder.encode({**event.raw, **envelope, "type": event.type})
     return _encoder.encode(event)
 

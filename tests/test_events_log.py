@@ -1,0 +1,341 @@
+"""The event log: schema, single writer, repair, reading, folding, control, redaction."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ocactors.events import (
+    ControlInbox,
+    CorruptLogError,
+    Journal,
+    LogLockedError,
+    LogUnavailableError,
+    MissionPaths,
+    Redactor,
+    UnknownEvent,
+    create_mission_dir,
+    decode,
+    encode,
+    fold,
+    read_events,
+    send_control,
+    state_at,
+    writer_pid,
+)
+from ocactors.events import catalogue as ev
+from ocactors.events.catalogue import AnyEvent, Event, Record, event_type
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> MissionPaths:
+    return create_mission_dir(tmp_path, "20261125-000000-abcd")
+
+
+def append_n(journal: Journal, n: int, actor: str = "commander") -> None:
+    for i in range(n):
+        journal.append(ev.IterationStarted(iteration=i + 1), actor=actor)
+
+
+# --- schema -----------------------------------------------------------------------------
+
+EVENT_CLASSES = list(AnyEvent.__args__)  # type: ignore[attr-defined]
+text = st.text(max_size=20)
+small = st.integers(min_value=0, max_value=10_000)
+
+
+words = st.lists(text, max_size=3)
+calls = st.lists(st.builds(ev.ToolCall, id=text, name=text, arguments=text), max_size=2)
+for part, strategy in {
+    ev.ToolCall: st.builds(ev.ToolCall, id=text, name=text, arguments=text),
+    ev.ChatMessage: st.builds(ev.ChatMessage, role=text, content=text, tool_calls=calls),
+    ev.TaskSpec: st.builds(ev.TaskSpec, id=text, title=text, files=words, depends_on=words),
+    ev.Finding: st.builds(ev.Finding, file=text, problem=text),
+    ev.Usage: st.builds(ev.Usage, prompt_tokens=small, completion_tokens=small),
+    ev.MissionSettings: st.builds(ev.MissionSettings, verify_command=st.none() | text),
+}.items():
+    st.register_type_strategy(part, strategy)  # type: ignore[arg-type]
+
+
+def events_of(cls: type[Event]) -> st.SearchStrategy[Event]:
+    return st.builds(cls, seq=small, ts=text, mission=text, actor=text)
+
+
+any_event = st.one_of([events_of(cls) for cls in EVENT_CLASSES])
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(any_event)
+def test_every_event_round_trips(event: Event) -> None:
+    assert decode(encode(event)) == event
+
+
+def test_every_event_type_has_a_docstring_and_a_stable_tag() -> None:
+    for cls in EVENT_CLASSES:
+        assert cls.__doc__ and cls.__doc__.strip()
+        assert "." in str(cls.__struct_config__.tag)
+
+
+def test_unknown_types_are_kept_raw_and_re_encode_the_same() -> None:
+    line = (
+        b'{"type":"mission.teleported","seq":3,"ts":"t","mission":"m","actor":"a","where":"mars"}'
+    )
+    event = decode(line)
+    assert isinstance(event, UnknownEvent)
+    assert (event.type, event.seq, event.raw["where"]) == ("mission.teleported", 3, "mars")
+    assert msgspec.json.decode(encode(event)) == msgspec.json.decode(line)
+
+
+@pytest.mark.parametrize(
+    "line", [b"not json", b'{"type":"iteration.started","seq":1}', b"[1,2]", b'{"seq":1}']
+)
+def test_lines_that_are_not_events_are_refused(line: bytes) -> None:
+    from ocactors.events.codec import LineError
+
+    with pytest.raises(LineError):
+        decode(line)
+
+
+def count(state: dict[str, int], event: Record) -> dict[str, int]:
+    kind = event_type(event)
+    return {**state, kind: state.get(kind, 0) + 1, "last": event.seq}
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(any_event, max_size=30))
+def test_fold_equals_applying_one_by_one(events: list[Event]) -> None:
+    state: dict[str, int] = {}
+    for event in events:
+        state = count(state, event)
+    assert fold(count, {}, events) == state
+
+
+def test_state_at_is_the_fold_of_the_prefix(paths: MissionPaths) -> None:
+    with Journal.open(paths.events, mission=paths.id) as journal:
+        append_n(journal, 20)
+    assert state_at(paths.events, 7, count, {}) == {"iteration.started": 7, "last": 7}
+
+
+# --- the single writer ------------------------------------------------------------------
+
+HOLD = """
+import sys, time
+from pathlib import Path
+from ocactors.events import Journal
+journal = Journal.open(Path(sys.argv[1]), mission="m")
+print("held", flush=True)
+sys.stdin.readline()
+journal.close()
+"""
+
+
+def test_a_second_writer_is_refused_naming_the_holder(paths: MissionPaths) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(paths.events)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LogLockedError, match=f"process {holder.pid}"):
+            Journal.open(paths.events, mission="m")
+        assert writer_pid(paths.events) == holder.pid
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(timeout=10)
+    assert writer_pid(paths.events) is None
+    Journal.open(paths.events, mission="m").close()
+
+
+def test_the_same_process_cannot_open_twice(paths: MissionPaths) -> None:
+    with Journal.open(paths.events, mission="m"), pytest.raises(LogLockedError):
+        Journal.open(paths.events, mission="m")
+
+
+@pytest.mark.parametrize("durability", ["always", "batch", "never"])
+def test_every_durability_keeps_every_event_in_order(paths: MissionPaths, durability: str) -> None:
+    seen: list[int] = []
+    with Journal.open(paths.events, mission="m", durability=durability) as journal:  # type: ignore[arg-type]
+        journal.subscribe(lambda e: seen.append(e.seq))
+        threads = [threading.Thread(target=append_n, args=(journal, 200)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        receipt = journal.append(ev.IterationStarted(iteration=0), actor="x")
+        assert receipt.wait(timeout=10)
+    assert [e.seq for e in read_events(paths.events)] == list(range(1, 1602))
+    assert seen == list(range(1, 1602))
+
+
+def test_the_envelope_is_stamped_by_the_journal(paths: MissionPaths) -> None:
+    with Journal.open(paths.events, mission="m-1") as journal:
+        first = journal.append(ev.IterationStarted(iteration=1), actor="planner").event
+        second = journal.append(ev.IterationStarted(iteration=2), actor="x", cause=1).event
+    assert (first.seq, first.mission, first.actor, second.cause) == (1, "m-1", "planner", 1)
+    assert first.ts.endswith("Z") and first.ts < second.ts
+
+
+# --- repair and bad input ---------------------------------------------------------------
+
+
+def test_a_torn_tail_is_moved_aside_once_and_numbering_goes_on(
+    paths: MissionPaths, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with Journal.open(paths.events, mission="m") as journal:
+        append_n(journal, 3)
+    with open(paths.events, "ab") as log:
+        log.write(b'{"type":"iteration.started","seq":4,"ts"')
+    with Journal.open(paths.events, mission="m") as journal:
+        assert journal.append(ev.IterationStarted(iteration=9), actor="c").seq == 4
+    with open(paths.events, "ab") as log:
+        log.write(b"garbage that is a whole line but no event\n")
+    Journal.open(paths.events, mission="m").close()
+    err = capfd.readouterr().err
+    assert err.count("repaired a torn tail") == 2 and err.count("\n") == 2
+    assert (paths.root / "events.jsonl.torn-1").read_bytes().startswith(b'{"type"')
+    assert (paths.root / "events.jsonl.torn-2").exists()
+    assert [e.seq for e in read_events(paths.events)] == [1, 2, 3, 4]
+
+
+def test_a_corrupt_middle_line_is_reported_with_its_number(paths: MissionPaths) -> None:
+    with Journal.open(paths.events, mission="m") as journal:
+        append_n(journal, 2)
+    lines = paths.events.read_bytes().splitlines(keepends=True)
+    paths.events.write_bytes(lines[0] + b"{broken\n" + lines[1])
+    with pytest.raises(CorruptLogError, match=":2: corrupt"):
+        list(read_events(paths.events))
+    bad: list[Any] = []
+    assert [e.seq for e in read_events(paths.events, strict=False, on_corrupt=bad.append)] == [1, 2]
+    assert bad[0].line_no == 2
+    with pytest.raises(CorruptLogError):
+        Journal.open(paths.events, mission="m")
+
+
+def test_missing_and_read_only_folders_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(LogUnavailableError, match="does not exist"):
+        Journal.open(tmp_path / "nope" / "events.jsonl", mission="m")
+    blocked = tmp_path / "blocked"
+    (blocked / "events.jsonl").mkdir(parents=True)  # cannot be opened for writing
+    with pytest.raises(LogUnavailableError, match="cannot write"):
+        Journal.open(blocked / "events.jsonl", mission="m")
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as root: a read-only folder is still writable")
+        with pytest.raises(LogUnavailableError, match="cannot"):
+            Journal.open(locked / "events.jsonl", mission="m")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_log_from_a_newer_version_is_readable(paths: MissionPaths) -> None:
+    paths.events.write_bytes(
+        b'{"type":"mission.started","seq":1,"ts":"t","mission":"m","actor":"c","version":99,'
+        b'"goal":"g","workspace":"w","new_field":1}\n'
+        b'{"type":"mission.warped","seq":2,"ts":"t","mission":"m","actor":"c"}\n'
+    )
+    events = list(read_events(paths.events))
+    assert isinstance(events[0], ev.MissionStarted) and events[0].version == 99
+    assert isinstance(events[1], UnknownEvent)
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def test_filters_by_seq_actor_and_type(paths: MissionPaths) -> None:
+    with Journal.open(paths.events, mission="m") as journal:
+        for actor in ("commander", "worker:T1", "worker:T2", "planner"):
+            append_n(journal, 2, actor)
+        journal.append(ev.MissionSealed(iterations=1), actor="commander")
+    seqs = [e.seq for e in read_events(paths.events, since=2, until=5)]
+    assert seqs == [3, 4, 5]
+    workers = {e.actor for e in read_events(paths.events, actors=["worker:*"])}
+    assert workers == {"worker:T1", "worker:T2"}
+    sealed = list(read_events(paths.events, types=["mission.sealed"]))
+    assert [e.seq for e in sealed] == [9]
+
+
+def test_reading_streams_in_constant_memory(paths: MissionPaths) -> None:
+    line = encode(ev.ToolReturned(session="s", call_id="c", name="n", output="x" * 200))
+    with open(paths.events, "wb") as log:
+        for seq in range(1, 50_001):
+            log.write(
+                line.replace(
+                    b'"type":"tool.returned"', f'"type":"tool.returned","seq":{seq}'.encode(), 1
+                )
+                + b"\n"
+            )
+    tracemalloc.start()
+    total = sum(1 for _ in read_events(paths.events))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert total == 50_000
+    assert peak < 5_000_000, peak  # the file is ~13 MB
+
+
+# --- control and redaction --------------------------------------------------------------
+
+
+def test_control_commands_arrive_once_and_partial_lines_wait(paths: MissionPaths) -> None:
+    send_control(paths, "ignored-old")
+    inbox = ControlInbox(paths.control)
+    inbox.skip_existing()
+    send_control(paths, "stop", {"reason": "user"})
+    with open(paths.control, "ab") as control:
+        control.write(b'{"command":"half')
+    polled = inbox.poll()
+    assert [(c.command, c.args, c.pid) for c in polled] == [
+        ("stop", {"reason": "user"}, os.getpid())
+    ]
+    with open(paths.control, "ab") as control:
+        control.write(b'"}\n')
+    assert [c.command for c in inbox.poll()] == ["half"]
+    assert inbox.poll() == []
+
+
+SECRETS = [
+    "sk-proj-abcdefghijklmnopqrstuvwxyz123456",
+    "Authorization: Bearer abcdefghijklmnopqrstuv",
+    '{"x-api-key": "k-1234567890abcdef"}',
+    "AKIAABCDEFGHIJKLMNOP",
+    "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+    "my configured value supersecretvalue42",
+]
+
+
+def test_secrets_never_reach_the_file_but_ordinary_code_does(paths: MissionPaths) -> None:
+    redactor = Redactor(env_vars=["MY_TOKEN"], environ={"MY_TOKEN": "supersecretvalue42"})
+    code = "api_key = settings.key  # read from the environment"
+    with Journal.open(paths.events, mission="m", redactor=redactor) as journal:
+        for secret in SECRETS:
+            stamped = journal.append(ev.ModelFailed(session="s", turn=1, error=secret), actor="w")
+            assert "[REDACTED]" in stamped.event.error  # type: ignore[attr-defined]
+        journal.append(
+            ev.ToolCalled(session="s", turn=1, call_id="c", name="write_file", arguments=code),
+            actor="w",
+        )
+    text = paths.events.read_text()
+    for leaked in (
+        "abcdefghijklmnopqrstuvwxyz123456",
+        "abcdefghijklmnopqrstuv",
+        "k-1234567890abcdef",
+        "AKIAABCDEFGHIJKLMNOP",
+        "ghp_abcdefghij",
+        "supersecretvalue42",
+    ):
+        assert leaked not in text, leaked
+    assert code in text
