@@ -24,7 +24,8 @@ lock = threading.Lock()
 
 def work():
     while True:
-        receipt = journal.append(ev.ToolReturned(session="s", call_id="c", name="n", output="x" * 300), actor="w")
+        event = ev.ToolReturned(session="s", call_id="c", name="n", output="x" * 300)
+        receipt = journal.append(event, actor="w")
         receipt.wait()
         with lock:
             print(receipt.seq, flush=True)
