@@ -14,6 +14,7 @@ import msgspec
 
 from ocactors.tools.errors import ToolError
 from ocactors.tools.spec import ToolContext, ToolSpec
+from ocactors.tools.workspace import Workspace
 
 MAX_LINES = 400
 MAX_LINE_CHARS = 2000
@@ -119,20 +120,26 @@ def list_files(ctx: ToolContext, args: ListFiles) -> str:
     root = ctx.workspace.resolve_read(args.path)
     if not root.is_dir():
         raise ToolError(f"{args.path} is not a directory")
-    found = list(_walk(root, ctx.workspace.root, args.pattern))
+    found = walk_files(root, ctx.workspace, args.pattern)
     shown = found[:MAX_LISTED]
     more = f"\n[... {len(found) - MAX_LISTED} more]" if len(found) > MAX_LISTED else ""
     return ("\n".join(shown) or f"no files match {args.pattern!r} under {args.path}") + more
 
 
-def _walk(root: Path, workspace_root: Path, pattern: str) -> list[str]:
+def walk_files(root: Path, workspace: Workspace, pattern: str) -> list[str]:
+    """Files under ``root`` matching ``pattern``; links that lead out are left out."""
     out: list[str] = []
     for current, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
         for name in sorted(files):
-            rel = (Path(current) / name).relative_to(workspace_root).as_posix()
-            if fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(rel, pattern):
-                out.append(rel)
+            rel = (Path(current) / name).relative_to(workspace.root).as_posix()
+            if not (fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(rel, pattern)):
+                continue
+            try:
+                workspace.resolve_read(rel)
+            except ToolError:
+                continue
+            out.append(rel)
     return out
 
 

@@ -7,7 +7,7 @@ import re
 import msgspec
 
 from ocactors.tools.errors import ToolError
-from ocactors.tools.files import _walk, is_binary
+from ocactors.tools.files import is_binary, walk_files
 from ocactors.tools.spec import ToolContext, ToolSpec
 
 MAX_MATCHES = 200
@@ -29,11 +29,11 @@ def grep(ctx: ToolContext, args: Grep) -> str:
         raise ToolError(f"invalid regular expression {args.pattern!r}: {error}") from None
     root = ctx.workspace.resolve_read(args.path)
     files = (
-        [ctx.workspace.relative(root)] if root.is_file() else _walk(root, ctx.workspace.root, "*")
+        [ctx.workspace.relative(root)] if root.is_file() else walk_files(root, ctx.workspace, "*")
     )
     matches: list[str] = []
     for rel in files:
-        path = ctx.workspace.root / rel
+        path = ctx.workspace.resolve_read(rel)
         if path.stat().st_size > MAX_FILE_BYTES or is_binary(path):
             continue
         for number, line in enumerate(path.read_text("utf-8", errors="replace").splitlines(), 1):
