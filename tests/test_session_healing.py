@@ -36,6 +36,7 @@ from ocactors.events.catalogue import Event, Record
 from ocactors.tools import Toolbox, ToolContext, ToolSpec, WebConfig, Workspace, worker_tools
 
 KEY = "sk-test-abcdefghijklmnopqrstuvwxyz"
+DEFAULT_LIMITS = SessionLimits()
 WRITE = ("write_file", {"path": "out.txt", "content": "done\n"})
 FINISH = ("finish_task", {"summary": "wrote out.txt"})
 
@@ -67,7 +68,7 @@ def run_session(
     base_url: str | None = None,
     role: str = "worker",
     final: FinalTool | None = None,
-    limits: SessionLimits = SessionLimits(),
+    limits: SessionLimits = DEFAULT_LIMITS,
     extra_tools: Sequence[ToolSpec] = (),
     record_wrap: Callable[[Any], Any] | None = None,
     prior: Sequence[Record] = (),
