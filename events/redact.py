@@ -30,6 +30,22 @@ _PATTERNS = [
 ]
 
 
+# Cheap substring scans decide whether the (slower) patterns need to run at all.
+_TRIGGERS = (
+    "sk-",
+    "bearer",
+    "akia",
+    "ghp_",
+    "gho_",
+    "ghs_",
+    "ghu_",
+    "ghr_",
+    "github_pat_",
+    "authorization",
+    "x-api-key",
+)
+
+
 class Redactor:
     """Replaces secrets with ``[REDACTED]``; cheap when there is nothing to replace."""
 
@@ -50,6 +66,9 @@ class Redactor:
         for secret in self.secrets:
             if secret in value:
                 value = value.replace(secret, REDACTED)
+        lowered = value.lower()
+        if not any(trigger in lowered for trigger in _TRIGGERS):
+            return value
         for pattern in _PATTERNS:
             value = pattern.sub(_replacement, value)
         return value

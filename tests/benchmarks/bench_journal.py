@@ -1,0 +1,103 @@
+"""Journal throughput and follow latency, each beside a raw-file baseline of the same run.
+
+    python tests/benchmarks/bench_journal.py
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from ocactors.events import Journal, create_mission_dir, encode, follow  # noqa: E402
+from ocactors.events import catalogue as ev  # noqa: E402
+
+EVENT = ev.ToolReturned(session="worker:T1#1", call_id="c1", name="read_file", output="x" * 300)
+
+
+def raw_baseline(path: Path, n: int, sync: bool) -> float:
+    """os.write (+ fdatasync) of the same bytes, one line at a time: appends per second."""
+    line = encode(EVENT) + b"\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    started = time.perf_counter()
+    for _ in range(n):
+        os.write(fd, line)
+        if sync:
+            os.fdatasync(fd)
+    elapsed = time.perf_counter() - started
+    os.close(fd)
+    return n / elapsed
+
+
+def journal_rate(root: Path, durability: str, n: int, threads: int) -> float:
+    paths = create_mission_dir(root, f"20260101-000000-{durability}{threads}")
+    with Journal.open(paths.events, mission="m", durability=durability) as journal:  # type: ignore[arg-type]
+        def work() -> None:
+            for _ in range(n // threads):
+                journal.append(EVENT, actor="w").wait()
+
+        workers = [threading.Thread(target=work) for _ in range(threads)]
+        started = time.perf_counter()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        elapsed = time.perf_counter() - started
+    return n / elapsed
+
+
+def follow_latency(root: Path, n: int = 50) -> list[float]:
+    paths = create_mission_dir(root, "20260101-000000-follow")
+    seen: dict[int, float] = {}
+    stop = threading.Event()
+
+    def run() -> None:
+        for event in follow(paths.events, stop_event=stop):
+            seen[event.seq] = time.perf_counter()
+            if len(seen) == n:
+                return
+
+    follower = threading.Thread(target=run)
+    follower.start()
+    sent: dict[int, float] = {}
+    with Journal.open(paths.events, mission="m", durability="batch") as journal:
+        for _ in range(n):
+            receipt = journal.append(EVENT, actor="w")
+            receipt.wait()
+            sent[receipt.seq] = time.perf_counter()
+            time.sleep(0.02)
+    follower.join(timeout=10)
+    stop.set()
+    return [(seen[s] - sent[s]) * 1000 for s in sent if s in seen]
+
+
+def main() -> None:
+    root = Path(tempfile.mkdtemp(prefix="bench-journal-"))
+    print("| mode | ocactors appends/s | baseline appends/s | ratio |")
+    print("|---|---|---|---|")
+    sync_base = raw_baseline(root / "raw-sync", 2000, sync=True)
+    nosync_base = raw_baseline(root / "raw", 50_000, sync=False)
+    for mode, n, threads, base in (
+        ("always (1 thread)", 2000, 1, sync_base),
+        ("batch (1 thread, wait each)", 2000, 1, sync_base),
+        ("batch (16 threads, wait each)", 16_000, 16, sync_base),
+        ("never (1 thread)", 50_000, 1, nosync_base),
+    ):
+        durability = mode.split()[0]
+        rate = journal_rate(root, durability, n, threads)
+        print(f"| {mode} | {rate:,.0f} | {base:,.0f} | {rate / base:.2f} |")
+    delays = sorted(follow_latency(root))
+    print(
+        f"\nfollow latency (durable append -> seen by a follower), ms: median "
+        f"{statistics.median(delays):.1f}, p95 {delays[int(len(delays) * 0.95) - 1]:.1f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
