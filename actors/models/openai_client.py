@@ -357,7 +357,7 @@ class OpenAIChatClient:
         for data in sse_data(response):
             if data == "[DONE]":
                 assembler.done = True
-                break
+                continue  # drain to the end, so the connection goes back to the pool
             assembler.feed(decode_completion(data, self.url, self._api_key))
         if not assembler.done and assembler.finish is None:
             raise TransportError(f"the stream from {self.url} ended before the answer did")

@@ -216,6 +216,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    disable_nagle_algorithm = True  # headers and body go out at once: no delayed-ACK stalls
     protocol_version = "HTTP/1.1"
     server: _HTTPServer
     timeout = 30
