@@ -246,3 +246,14 @@ def test_monitor_shows_a_running_mission_on_a_terminal(tmp_path: Path) -> None:
         screen.expect(pexpect.EOF)
         mission.wait(timeout=30)
     assert mission.returncode == 0
+
+
+def test_the_example_in_debugging_md_reads_as_documented() -> None:
+    example = Path(__file__).parent / "data" / "failed-mission"
+    status = ocactors("status", "-C", str(example))
+    assert "STOPPED (no-progress" in status.stdout
+    assert "top_words must break ties alphabetically" in status.stdout
+    spine = ocactors("tail", "-C", str(example), "--type", "mission.stopped")
+    assert "no-progress" in spine.stdout
+    doc = (Path(__file__).parents[1] / "docs" / "debugging.md").read_text()
+    assert status.stdout.strip() in doc  # the doc shows the real output

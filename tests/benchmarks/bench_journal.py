@@ -1,6 +1,6 @@
 """Journal throughput and follow latency, each beside a raw-file baseline of the same run.
 
-    python tests/benchmarks/bench_journal.py
+python tests/benchmarks/bench_journal.py
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from ocactors.events import Journal, create_mission_dir, encode, follow  # noqa: E402
-from ocactors.events import catalogue as ev  # noqa: E402
+from ocactors.events import Journal, create_mission_dir, encode, follow
+from ocactors.events import catalogue as ev
 
 EVENT = ev.ToolReturned(session="worker:T1#1", call_id="c1", name="read_file", output="x" * 300)
 
@@ -38,6 +38,7 @@ def raw_baseline(path: Path, n: int, sync: bool) -> float:
 def journal_rate(root: Path, durability: str, n: int, threads: int) -> float:
     paths = create_mission_dir(root, f"20260101-000000-{durability}{threads}")
     with Journal.open(paths.events, mission="m", durability=durability) as journal:  # type: ignore[arg-type]
+
         def work() -> None:
             for _ in range(n // threads):
                 journal.append(EVENT, actor="w").wait()

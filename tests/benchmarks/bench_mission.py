@@ -49,19 +49,23 @@ def mission(latency: float, parallel: int) -> tuple[float, float]:
     """(whole mission seconds, build phase seconds)."""
     workspace = Path(tempfile.mkdtemp(prefix="bench-mission-"))
     settings = MissionSettings(parallel=parallel, verify_command="true")
-    with subprocess.Popen(
-        [sys.executable, "-c", SERVER, str(latency)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as model, httpx.Client(limits=httpx.Limits(max_connections=100)) as http:
+    with (
+        subprocess.Popen(
+            [sys.executable, "-c", SERVER, str(latency)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as model,
+        httpx.Client(limits=httpx.Limits(max_connections=100)) as http,
+    ):
         assert model.stdout is not None and model.stdin is not None
         url = model.stdout.readline().strip()
         registry = LimiterRegistry()
         clients = {
             role: build_client(
-                RoleConfig(role=role, provider="openai", model="m", base_url=url,
-                           max_concurrency=64),
+                RoleConfig(
+                    role=role, provider="openai", model="m", base_url=url, max_concurrency=64
+                ),
                 http,
                 registry,
             )
@@ -73,8 +77,14 @@ def mission(latency: float, parallel: int) -> tuple[float, float]:
         )
         journal.flush()
         ctx = MissionContext(
-            mission=paths.id, workspace=workspace, journal=journal, clients=clients,
-            settings=settings, http=http, meter=Meter(), tick_s=0.05,
+            mission=paths.id,
+            workspace=workspace,
+            journal=journal,
+            clients=clients,
+            settings=settings,
+            http=http,
+            meter=Meter(),
+            tick_s=0.05,
         )
         state = MissionRun(ctx, paths, load_log(paths.events)).run()
         journal.close()

@@ -25,36 +25,46 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from ocactors.actors.models import (  # noqa: E402
+from ocactors.actors.models import (
     LimiterRegistry,
     RoleConfig,
-    ScriptedModelServer,
-    Turn,
     build_client,
 )
-from ocactors.actors.roles import finish_tool, system_prompt  # noqa: E402
-from ocactors.actors.session import AgentSession, SessionBrief, SessionLimits  # noqa: E402
-from ocactors.events import Journal, create_mission_dir, read_events  # noqa: E402
-from ocactors.events import catalogue as ev  # noqa: E402
-from ocactors.tools import Toolbox, ToolContext, WebConfig, Workspace, worker_tools  # noqa: E402
+from ocactors.actors.roles import finish_tool, system_prompt
+from ocactors.actors.session import AgentSession, SessionBrief, SessionLimits
+from ocactors.events import Journal, create_mission_dir, read_events
+from ocactors.events import catalogue as ev
+from ocactors.tools import Toolbox, ToolContext, WebConfig, Workspace, worker_tools
 
 READ = ("read_file", {"path": "out.txt"})
 TURNS = 60
 FINISH = ("finish_task", {"summary": "done"})
 
 
-def session(root: Path, server_url: str, http: httpx.Client, journal: Journal, actor: str,
-            registry: LimiterRegistry) -> AgentSession:
+def session(
+    root: Path,
+    server_url: str,
+    http: httpx.Client,
+    journal: Journal,
+    actor: str,
+    registry: LimiterRegistry,
+) -> AgentSession:
     client = build_client(
-        RoleConfig(role="worker", provider="openai", model="m", base_url=server_url,
-                   max_concurrency=64),
+        RoleConfig(
+            role="worker", provider="openai", model="m", base_url=server_url, max_concurrency=64
+        ),
         http,
         registry,
     )
     ctx = ToolContext(Workspace(root, writable=["out.txt"]))
     brief = SessionBrief(
-        session=f"{actor}#1", actor=actor, role="worker", system=system_prompt("worker"),
-        brief="read out.txt, then finish", final=finish_tool(root, ["out.txt"]), task_id=actor,
+        session=f"{actor}#1",
+        actor=actor,
+        role="worker",
+        system=system_prompt("worker"),
+        brief="read out.txt, then finish",
+        final=finish_tool(root, ["out.txt"]),
+        task_id=actor,
     )
     return AgentSession(
         brief,
@@ -93,9 +103,15 @@ def overhead(turns: int, durability: str) -> tuple[float, float, float]:
     root = Path(tempfile.mkdtemp(prefix="bench-session-"))
     (root / "out.txt").write_text("hello\n")
     paths = create_mission_dir(root, f"20260101-000000-{durability}")
-    with model_process(root, turns) as model, httpx.Client() as http, Journal.open(
-        paths.events, mission="m", durability=durability  # type: ignore[arg-type]
-    ) as journal:
+    with (
+        model_process(root, turns) as model,
+        httpx.Client() as http,
+        Journal.open(
+            paths.events,
+            mission="m",
+            durability=durability,  # type: ignore[arg-type]
+        ) as journal,
+    ):
         assert model.stdout is not None and model.stdin is not None
         url = model.stdout.readline().strip()
         run = session(root, url, http, journal, "worker:B", LimiterRegistry())
@@ -107,12 +123,17 @@ def overhead(turns: int, durability: str) -> tuple[float, float, float]:
         body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
         for _ in range(50):
             t = time.perf_counter()
-            http.post(f"{url}/chat/completions", json=body,
-                      headers={"X-Ocactors-Actor": "worker:B", "X-Ocactors-Turn": "1"})
+            http.post(
+                f"{url}/chat/completions",
+                json=body,
+                headers={"X-Ocactors-Actor": "worker:B", "X-Ocactors-Turn": "1"},
+            )
             raw.append((time.perf_counter() - t) * 1000)
         model.stdin.write("\n")
         model.stdin.close()
-    latencies = [e.latency_ms for e in read_events(paths.events) if isinstance(e, ev.ModelResponded)]
+    latencies = [
+        e.latency_ms for e in read_events(paths.events) if isinstance(e, ev.ModelResponded)
+    ]
     return wall, statistics.median(latencies), statistics.median(raw)
 
 
@@ -121,13 +142,18 @@ def concurrent(sessions: int, turns: int, latency: float) -> float:
     (root / "out.txt").write_text("hello\n")
     paths = create_mission_dir(root, f"20260101-000000-{sessions}")
     registry = LimiterRegistry()
-    with model_process(root, turns, latency) as model, httpx.Client(
-        limits=httpx.Limits(max_connections=100, max_keepalive_connections=60)
-    ) as http, Journal.open(paths.events, mission="m") as journal:
+    with (
+        model_process(root, turns, latency) as model,
+        httpx.Client(
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=60)
+        ) as http,
+        Journal.open(paths.events, mission="m") as journal,
+    ):
         assert model.stdout is not None and model.stdin is not None
         url = model.stdout.readline().strip()
-        runs = [session(root, url, http, journal, f"worker:S{i}", registry)
-                for i in range(sessions)]
+        runs = [
+            session(root, url, http, journal, f"worker:S{i}", registry) for i in range(sessions)
+        ]
         threads = [threading.Thread(target=r.run) for r in runs]
         started = time.perf_counter()
         for thread in threads:
@@ -142,7 +168,9 @@ def concurrent(sessions: int, turns: int, latency: float) -> float:
 
 def main() -> None:
     print(f"(a) per-turn cost with a zero-latency model (own process), {TURNS}-turn session")
-    print("| durability | wall per turn ms | model request ms | ocactors adds ms | bare request ms |")
+    print(
+        "| durability | wall per turn ms | model request ms | ocactors adds ms | bare request ms |"
+    )
     print("|---|---|---|---|---|")
     for durability in ("batch", "always", "never"):
         wall, model, raw = overhead(TURNS, durability)

@@ -1,0 +1,1 @@
+"""textstats: small word statistics."""
