@@ -20,7 +20,7 @@ import httpx
 
 from ocactors.actors.context import Meter, MissionContext
 from ocactors.actors.mission import BaselineRecorder, MissionRun, load_log, replay_into
-from ocactors.actors.models import ModelClient
+from ocactors.actors.models import ROLES, LimiterRegistry, ModelClient, RoleConfig, build_client
 from ocactors.actors.state import MissionState
 from ocactors.common import exit_code_for
 from ocactors.events import Journal, MissionPaths, Redactor
@@ -98,6 +98,27 @@ def _print_outcome(state: MissionState, paths: MissionPaths) -> None:
     reason = "" if state.phase == "sealed" else f" ({state.outcome}: {state.detail})"
     print(f"mission {paths.id} {verdict}{reason}", file=sys.stderr)
     print(f"log: {paths.events}", file=sys.stderr)
+
+
+def recorded_clients(
+    base_url: str, http: httpx.Client, models: Mapping[str, str] | None = None
+) -> dict[str, ModelClient]:
+    """Every role pointed at a local scripted server that plays a recorded mission."""
+    registry = LimiterRegistry()
+    names = models or {}
+    return {
+        role: build_client(
+            RoleConfig(
+                role=role,
+                provider="openai",
+                model=names.get(role, "recorded"),
+                base_url=base_url,
+            ),
+            http,
+            registry,
+        )
+        for role in ROLES
+    }
 
 
 def describe_settings(settings: MissionSettings) -> str:

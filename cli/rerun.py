@@ -22,11 +22,11 @@ import httpx
 import msgspec
 
 from ocactors.actors.mission import open_new_mission
-from ocactors.actors.models import LimiterRegistry, RoleConfig, ScriptedModelServer, build_client
+from ocactors.actors.models import ScriptedModelServer
 from ocactors.actors.models.playbook import script_from_log
 from ocactors.events import MissionPaths, encode, read_events
 from ocactors.events.catalogue import MissionStarted, Record, SessionStarted, event_type
-from ocactors.launch import Launch, open_journal, run_logged_mission
+from ocactors.launch import Launch, open_journal, recorded_clients, run_logged_mission
 from ocactors.tools import ShellConfig, WebConfig
 
 VOLATILE_TYPES = frozenset(
@@ -93,20 +93,7 @@ def rerun(paths: MissionPaths, workspace: Path, scratch: Path) -> MissionPaths:
         if isinstance(event, SessionStarted):
             models.setdefault(event.role, event.model)
     with ScriptedModelServer(script_from_log(recorded)) as server, httpx.Client() as http:
-        registry = LimiterRegistry()
-        clients = {
-            role: build_client(
-                RoleConfig(
-                    role=role,
-                    provider="openai",
-                    model=models.get(role, "recorded"),
-                    base_url=server.base_url,
-                ),
-                http,
-                registry,
-            )
-            for role in ("planner", "worker", "reviewer")
-        }
+        clients = recorded_clients(server.base_url, http, models)
         launch = Launch(scratch, clients, http, ShellConfig(), WebConfig(), {}, QuietView())
         new_paths, journal = open_new_mission(
             scratch,

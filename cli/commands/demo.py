@@ -20,12 +20,18 @@ from typing import Any
 import httpx
 
 from ocactors.actors.mission import open_new_mission
-from ocactors.actors.models import LimiterRegistry, RoleConfig, ScriptedModelServer, build_client
+from ocactors.actors.models import ScriptedModelServer
 from ocactors.actors.models.playbook import script_from_log
 from ocactors.common import UsageError
 from ocactors.events import read_events
 from ocactors.events.catalogue import MissionStarted
-from ocactors.launch import Launch, describe_settings, open_journal, run_logged_mission
+from ocactors.launch import (
+    Launch,
+    describe_settings,
+    open_journal,
+    recorded_clients,
+    run_logged_mission,
+)
 from ocactors.tools import ShellConfig, WebConfig
 from ocactors.view import make_view
 
@@ -82,15 +88,7 @@ def _prepare(target: str | None, project: Path) -> Path:
 
 
 def _launch(workspace: Path, server: ScriptedModelServer, http: httpx.Client, view: Any) -> Launch:
-    registry = LimiterRegistry()
-    clients = {
-        role: build_client(
-            RoleConfig(role=role, provider="openai", model="recorded", base_url=server.base_url),
-            http,
-            registry,
-        )
-        for role in ("planner", "worker", "reviewer")
-    }
+    clients = recorded_clients(server.base_url, http)
     return Launch(
         workspace=workspace,
         clients=clients,
