@@ -5,6 +5,7 @@ the tables the models layer leaves to others::
 
     [limits]
     max_sessions = 50          # model sessions at once, all roles together
+    max_per_role = 10          # workers at once unless --parallel says otherwise
     [tools]
     allow_commands = ["python", "pytest", "npm"]   # run_command prefixes (empty: any)
     command_timeout_s = 120
@@ -38,9 +39,10 @@ CONFIG = Path(".opencode") / "ocactors.toml"
 
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
-    """``[limits]``: the ceiling on sessions at once."""
+    """``[limits]``: the ceiling on sessions at once, in all and of one role."""
 
     max_sessions: int = 50
+    max_per_role: int = 10
 
 
 class ToolSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -83,12 +85,12 @@ def read_extras(workspace: Path) -> Extras:
         raise UsageError(f"{path}: {error}") from None
 
 
-def session_limit(workspace: Path) -> int:
-    """Model sessions at once, all roles together (default 50)."""
-    limit = read_extras(workspace).limits.max_sessions
-    if limit < 1:
-        raise UsageError(f"{workspace / CONFIG}: [limits] max_sessions must be at least 1")
-    return limit
+def session_limits(workspace: Path) -> Limits:
+    """``[limits]``: sessions at once in all (default 50) and of one role (default 10)."""
+    limits = read_extras(workspace).limits
+    if limits.max_sessions < 1 or limits.max_per_role < 1:
+        raise UsageError(f"{workspace / CONFIG}: [limits] values must be at least 1")
+    return limits
 
 
 def launch_for(workspace: Path, args: argparse.Namespace, view: View) -> Launch:

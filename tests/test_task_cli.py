@@ -113,3 +113,17 @@ def test_help_of_every_command_has_an_example() -> None:
         done = run(command, "--help")
         assert done.returncode == 0
         assert "example:" in done.stdout, command
+
+
+def test_limits_come_from_the_config_file(tmp_path: Path, server: ScriptedModelServer) -> None:
+    (tmp_path / ".opencode").mkdir()
+    (tmp_path / ".opencode" / "ocactors.toml").write_text(
+        "[limits]\nmax_sessions = 4\nmax_per_role = 3\n"
+    )
+    refused = run("task", "x", "-C", str(tmp_path), "--parallel", "5", env=model_env(server))
+    assert refused.returncode == 2 and "between 1 and 4" in refused.stderr
+    done = run(
+        "task", "build textstats", "-C", str(tmp_path), "--verify", CHECK, env=model_env(server)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "parallel 3, max-sessions 4" in done.stderr

@@ -15,7 +15,7 @@ from ocactors.common import EXIT_FAILED, EXIT_OK, UsageError, add_workspace, wor
 from ocactors.events import read_events, resolve_mission, send_control, writer_pid
 from ocactors.events.catalogue import FINAL_TYPES, MissionSettings, event_type
 from ocactors.launch import describe_settings, open_journal, run_logged_mission
-from ocactors.setup import add_model_flags, launch_for, session_limit
+from ocactors.setup import Limits, add_model_flags, launch_for, session_limits
 from ocactors.view import make_view
 
 MAX_PARALLEL = 50
@@ -41,7 +41,9 @@ def _register_task(sub: Any) -> None:
     p.add_argument("goal", help="what the mission should achieve, in one sentence")
     add_workspace(p)
     p.add_argument("--verify", metavar="CMD", help="the project's checks (default: detected)")
-    p.add_argument("--parallel", type=int, metavar="N", help="workers at once (default 10)")
+    p.add_argument(
+        "--parallel", type=int, metavar="N", help="workers at once (default: [limits] 10)"
+    )
     p.add_argument("--max-iterations", type=int, default=20, metavar="N")
     _add_caps(p)
     p.add_argument("--durability", choices=["always", "batch", "never"], default="batch")
@@ -60,7 +62,7 @@ def run_task(args: argparse.Namespace) -> int:
     workspace = workspace_of(args)
     if not args.goal.strip():
         raise UsageError("the goal is empty; say what the mission should achieve")
-    settings = _settings(args, session_limit(workspace))
+    settings = _settings(args, session_limits(workspace))
     launch = launch_for(workspace, args, make_view(args.json))
     paths, journal = open_new_mission(
         workspace,
@@ -73,8 +75,10 @@ def run_task(args: argparse.Namespace) -> int:
     return run_logged_mission(launch, paths, journal)
 
 
-def _settings(args: argparse.Namespace, max_sessions: int) -> MissionSettings:
-    parallel = args.parallel if args.parallel is not None else min(10, max_sessions)
+def _settings(args: argparse.Namespace, limits: Limits) -> MissionSettings:
+    max_sessions = limits.max_sessions
+    default = min(limits.max_per_role, max_sessions)
+    parallel = args.parallel if args.parallel is not None else default
     if not 1 <= parallel <= min(MAX_PARALLEL, max_sessions):
         raise UsageError(f"--parallel must be between 1 and {min(MAX_PARALLEL, max_sessions)}")
     if args.max_iterations < 1:
