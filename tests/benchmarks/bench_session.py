@@ -166,6 +166,48 @@ def concurrent(sessions: int, turns: int, latency: float) -> float:
         return elapsed
 
 
+def bare_fanout(sessions: int, turns: int, latency: float) -> float:
+    """Baseline: the same fan-out of streamed requests with plain httpx, no ocactors."""
+    root = Path(tempfile.mkdtemp(prefix="bench-bare-"))
+    from ocactors.actors.models.openai_client import request_body
+    from ocactors.events.catalogue import ChatMessage
+
+    tools = [spec.schema() for spec in worker_tools(WebConfig())]
+    messages = [
+        ChatMessage(role="system", content=system_prompt("worker")),
+        ChatMessage(role="user", content="read out.txt, then finish"),
+    ]
+    body = request_body("m", messages, tools, stream=True)
+    with (
+        model_process(root, turns, latency) as model,
+        httpx.Client(
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=60)
+        ) as http,
+    ):
+        assert model.stdout is not None and model.stdin is not None
+        url = model.stdout.readline().strip()
+
+        def one(i: int) -> None:
+            for turn in range(1, turns + 1):
+                headers = {"X-Ocactors-Actor": f"worker:S{i}", "X-Ocactors-Turn": str(turn)}
+                with http.stream(
+                    "POST", f"{url}/chat/completions", json=body, headers=headers
+                ) as r:
+                    for _ in r.iter_lines():
+                        pass
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(sessions)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        model.stdin.write("\n")
+        model.stdin.close()
+        return elapsed
+
+
 def main() -> None:
     print(f"(a) per-turn cost with a zero-latency model (own process), {TURNS}-turn session")
     print(
@@ -177,11 +219,17 @@ def main() -> None:
         print(f"| {durability} | {wall:.2f} | {model:.2f} | {wall - model:.2f} | {raw:.2f} |")
     single = concurrent(1, 4, 0.2)
     fifty = concurrent(50, 4, 0.2)
+    bare_single = bare_fanout(1, 4, 0.2)
+    bare_fifty = bare_fanout(50, 4, 0.2)
     print("\n(b) 4-turn sessions against a model with 200 ms latency per turn")
     print("| sessions | wall s | ratio to one session |")
     print("|---|---|---|")
     print(f"| 1 | {single:.2f} | 1.00 |")
     print(f"| 50 at once | {fifty:.2f} | {fifty / single:.2f} |")
+    print(f"| baseline: plain httpx, 1 | {bare_single:.2f} | 1.00 |")
+    print(
+        f"| baseline: plain httpx, 50 at once | {bare_fifty:.2f} | {bare_fifty / bare_single:.2f} |"
+    )
 
 
 if __name__ == "__main__":
