@@ -40,23 +40,25 @@ ENDED = (ev.SessionFinished, ev.SessionFailed)
 
 @dataclass(frozen=True)
 class LoadedLog:
-    """A log read once: the Commander's state, the whole mission view, unfinished sessions."""
+    """A log read once: the Commander's state and what its sessions need to continue."""
 
     commander: MissionState
-    mission: MissionState
     open_sessions: dict[str, tuple[Record, ...]] = field(default_factory=dict)
 
 
-def load_log(path: Path) -> LoadedLog:
+def load_log(path: Path, observers: Iterable[Callable[[Record], None]] = ()) -> LoadedLog:
     """Fold the log in one pass; keep the events of open sessions, the outcome of ended ones.
 
     An ended session whose outcome the Commander had not yet recorded (a crash in between)
-    then reports that outcome again instead of being run a second time.
+    then reports that outcome again instead of being run a second time.  ``observers`` (a
+    token meter, a view) see every event of the same pass.
     """
-    commander = mission = MissionState()
+    commander = MissionState()
     sessions: dict[str, list[Record]] = {}
+    watchers = list(observers)
     for event in read_events(path):
-        mission = apply(mission, event)
+        for watch in watchers:
+            watch(event)
         if event.actor == "commander":
             commander = apply(commander, event)
         session = getattr(event, "session", None)
@@ -65,7 +67,7 @@ def load_log(path: Path) -> LoadedLog:
                 sessions[session] = [event]  # the outcome alone: enough to not redo it
             else:
                 sessions.setdefault(session, []).append(event)
-    return LoadedLog(commander, mission, {k: tuple(v) for k, v in sessions.items()})
+    return LoadedLog(commander, {k: tuple(v) for k, v in sessions.items()})
 
 
 class BaselineRecorder:
@@ -105,12 +107,26 @@ class MissionRun:
     restarts: int = 0
     finished: threading.Event = field(default_factory=threading.Event)
 
+    @classmethod
+    def prepare(
+        cls,
+        ctx: MissionContext,
+        paths: MissionPaths,
+        observers: Iterable[Callable[[Record], None]] = (),
+    ) -> MissionRun:
+        """Read the log once (the Commander's state, the meter, any view), then follow it."""
+        ctx.journal.flush()  # what was just appended (started, resumed) must be read back
+        watchers = [ctx.meter.observe, *observers]
+        loaded = load_log(ctx.journal.path, watchers)
+        ctx.settings = loaded.commander.settings  # a resume may have raised a cap
+        for watch in watchers:
+            ctx.journal.subscribe(watch)
+        return cls(ctx, paths, loaded)
+
     def run(self, interrupted: Callable[[], bool] = lambda: False) -> MissionState:
         """Supervise until the mission records a final event; returns the Commander's state."""
         if self.loaded.commander.final:
             return self.loaded.commander  # nothing to run (a resume must record first)
-        replay_into([self.ctx.meter.observe], self.ctx.journal.path)
-        unsubscribe = self.ctx.journal.subscribe(self.ctx.meter.observe)
         inbox = ControlInbox(self.paths.control)
         inbox.skip_existing()
         commander = self._start_commander(self.loaded.commander, self.loaded.open_sessions)
@@ -124,7 +140,6 @@ class MissionRun:
             commander.tell(Tick())
             if not commander.is_alive() and not self.finished.is_set():
                 commander = self._replace_commander()
-        unsubscribe()
         return self._shutdown(commander)
 
     def _start_commander(
@@ -182,11 +197,3 @@ def record_resume(journal: Journal, reason: str, settings: MissionSettings | Non
     journal.append(
         ev.MissionResumed(pid=os.getpid(), reason=reason, settings=settings), actor="commander"
     )
-
-
-def replay_into(observers: Iterable[Callable[[Record], None]], path: Path) -> None:
-    """Feed an existing log to observers (a meter, a view) before a resumed run goes on."""
-    callbacks = list(observers)
-    for event in read_events(path):
-        for callback in callbacks:
-            callback(event)

@@ -19,7 +19,7 @@ from types import FrameType
 import httpx
 
 from ocactors.actors.context import Meter, MissionContext
-from ocactors.actors.mission import BaselineRecorder, MissionRun, load_log, replay_into
+from ocactors.actors.mission import BaselineRecorder, MissionRun
 from ocactors.actors.models import ROLES, LimiterRegistry, ModelClient, RoleConfig, build_client
 from ocactors.actors.state import MissionState
 from ocactors.common import exit_code_for
@@ -46,24 +46,19 @@ def run_logged_mission(
     launch: Launch, paths: MissionPaths, journal: Journal, *, announce: bool = True
 ) -> int:
     """Fold the log, run the mission to a final event with the view on; the exit code."""
-    journal.flush()  # what was just appended (mission.started, resumed) must be read back
-    loaded = load_log(paths.events)
-    meter = Meter(prices=dict(launch.prices))
-    replay_into([launch.view], paths.events)
-    journal.subscribe(launch.view)
     ctx = MissionContext(
         mission=paths.id,
         workspace=launch.workspace,
         journal=journal,
         clients=launch.clients,
-        settings=loaded.commander.settings,
+        settings=MissionSettings(),  # filled from the log by MissionRun.prepare
         shell=launch.shell,
         web=launch.web,
         http=launch.http,
-        meter=meter,
+        meter=Meter(prices=dict(launch.prices)),
         on_before_write=BaselineRecorder(launch.workspace, paths.baseline),
     )
-    run = MissionRun(ctx, paths, loaded)
+    run = MissionRun.prepare(ctx, paths, [launch.view])
     launch.view.start()
     try:
         with _signals() as interrupted:

@@ -14,7 +14,6 @@ from ocactors.actors.context import Meter, MissionContext
 from ocactors.actors.mission import (
     BaselineRecorder,
     MissionRun,
-    load_log,
     open_new_mission,
     record_resume,
 )
@@ -126,7 +125,7 @@ class MissionHarness:
             workspace=self.workspace,
             journal=journal,
             clients=self.clients(http),
-            settings=load_log(paths.events).commander.settings,
+            settings=self.settings,
             http=http,
             meter=Meter(),
             limits=SessionLimits(),
@@ -152,9 +151,6 @@ class MissionHarness:
     def _run(self, journal: Journal, paths: MissionPaths) -> MissionState:
         with httpx.Client(timeout=10.0) as http:
             try:
-                journal.flush()
-                loaded = load_log(paths.events)
-                run = MissionRun(self.context(journal, paths, http), paths, loaded)
-                return run.run()
+                return MissionRun.prepare(self.context(journal, paths, http), paths).run()
             finally:
                 journal.close()

@@ -25,7 +25,7 @@ import subprocess  # noqa: E402
 from datetime import datetime  # noqa: E402
 
 from ocactors.actors.context import Meter, MissionContext  # noqa: E402
-from ocactors.actors.mission import MissionRun, load_log, open_new_mission  # noqa: E402
+from ocactors.actors.mission import MissionRun, open_new_mission  # noqa: E402
 from ocactors.actors.models import LimiterRegistry, RoleConfig, build_client  # noqa: E402
 from ocactors.events import Journal, read_events  # noqa: E402
 from ocactors.events import catalogue as ev  # noqa: E402
@@ -75,7 +75,6 @@ def mission(latency: float, parallel: int) -> tuple[float, float]:
         paths, journal = open_new_mission(
             workspace, "50 files", settings, lambda p, mission: Journal.open(p, mission=mission)
         )
-        journal.flush()
         ctx = MissionContext(
             mission=paths.id,
             workspace=workspace,
@@ -86,7 +85,7 @@ def mission(latency: float, parallel: int) -> tuple[float, float]:
             meter=Meter(),
             tick_s=0.05,
         )
-        state = MissionRun(ctx, paths, load_log(paths.events)).run()
+        state = MissionRun.prepare(ctx, paths).run()
         journal.close()
         whole = time.perf_counter() - started
         model.stdin.write("\n")
