@@ -168,10 +168,18 @@ class MissionRun:
         return self._start_commander(loaded.commander, loaded.open_sessions)
 
     def _shutdown(self, commander: pykka.ActorRef[Any]) -> MissionState:
+        """The Commander's own final state (asked, with a timeout), then stop it.
+
+        If it died at the very end, the state is folded from the log instead, which is the
+        same thing by construction (and tested to be).
+        """
         self.ctx.stopping.set()
-        state = fold_mission(
-            e for e in read_events(self.ctx.journal.path) if e.actor == "commander"
-        )
+        try:
+            state: MissionState = commander.proxy().state.get(timeout=5.0)
+        except (pykka.ActorDeadError, pykka.Timeout):
+            self.ctx.journal.flush()
+            events = read_events(self.ctx.journal.path)
+            state = fold_mission(e for e in events if e.actor == "commander")
         if commander.is_alive():
             commander.stop(block=True, timeout=5.0)
         return state

@@ -59,6 +59,7 @@ def test_every_request_names_mission_actor_and_task(workspace: Path) -> None:
 
 
 def test_replaying_the_log_rebuilds_each_actor_state(workspace: Path) -> None:
+    """``final`` is the live Commander's in-memory state, asked from the actor at the end."""
     with ScriptedModelServer(textstats_playbook().script()) as server:
         harness = MissionHarness(workspace, server)
         final = harness.start()

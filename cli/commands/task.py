@@ -12,7 +12,14 @@ import msgspec
 
 from ocactors.actors.mission import load_log, open_new_mission, record_resume
 from ocactors.common import EXIT_FAILED, EXIT_OK, UsageError, add_workspace, workspace_of
-from ocactors.events import read_events, resolve_mission, send_control, writer_pid
+from ocactors.events import (
+    MissionPaths,
+    list_missions,
+    read_events,
+    resolve_mission,
+    send_control,
+    writer_pid,
+)
 from ocactors.events.catalogue import FINAL_TYPES, MissionSettings, event_type
 from ocactors.launch import describe_settings, open_journal, run_logged_mission
 from ocactors.setup import Limits, add_model_flags, launch_for, session_limits
@@ -156,7 +163,9 @@ def _register_stop(sub: Any) -> None:
 def run_stop(args: argparse.Namespace) -> int:
     """Send ``stop`` through the control file; wait (bounded) for the final event."""
     workspace = workspace_of(args)
-    paths = resolve_mission(workspace, args.mission)
+    paths = (
+        _running(workspace) if args.mission is None else resolve_mission(workspace, args.mission)
+    )
     if writer_pid(paths.events) is None:
         raise UsageError(f"mission {paths.id} is not running")
     since = _last_seq(paths.events)
@@ -172,6 +181,14 @@ def run_stop(args: argparse.Namespace) -> int:
         time.sleep(0.1)
     print(f"ocactors: mission {paths.id} did not stop within {STOP_WAIT_S:.0f}s", file=sys.stderr)
     return EXIT_FAILED
+
+
+def _running(workspace: Path) -> MissionPaths:
+    """The newest mission that a process is writing (else the newest, to say it is not)."""
+    for paths in list_missions(workspace):
+        if writer_pid(paths.events) is not None:
+            return paths
+    return resolve_mission(workspace, None)
 
 
 def _last_seq(path: Path) -> int:
