@@ -174,6 +174,7 @@ class MissionRun:
         same thing by construction (and tested to be).
         """
         self.ctx.stopping.set()
+        self.ctx.shell.groups.kill_all()  # commands a stopped session left running
         try:
             state: MissionState = commander.proxy().state.get(timeout=5.0)
         except (pykka.ActorDeadError, pykka.Timeout):

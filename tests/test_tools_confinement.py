@@ -306,3 +306,21 @@ def test_web_fetch_caches_and_web_search_formats(root: Path, web: str) -> None:
         assert call(toolbox, "web_fetch", url="file:///etc/passwd")[1]
         results, _ = call(toolbox, "web_search", query="q")
         assert "- T" in results and "http://u" in results
+
+
+def test_a_stopping_mission_can_end_commands_still_running(root: Path) -> None:
+    config = ShellConfig()
+    toolbox = Toolbox(
+        worker_tools(WebConfig()), ToolContext(workspace=Workspace(root), shell=config)
+    )
+    runner = threading.Thread(
+        target=call, args=(toolbox, "run_command"), kwargs={"command": "sleep 30", "timeout": 60}
+    )
+    started = time.monotonic()
+    runner.start()
+    deadline = time.monotonic() + 5
+    while not config.groups.running and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert config.groups.kill_all() == 1
+    runner.join(timeout=10)
+    assert not runner.is_alive() and time.monotonic() - started < 10

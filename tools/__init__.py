@@ -11,12 +11,21 @@ Errors are drawn in :mod:`ocactors.tools.errors`.  This package imports nothing 
 
 from ocactors.tools.errors import ConfinementError, ToolError
 from ocactors.tools.shell import cap_output, command_env
-from ocactors.tools.spec import ShellConfig, Toolbox, ToolContext, ToolResult, ToolSpec, WebConfig
+from ocactors.tools.spec import (
+    ProcessGroups,
+    ShellConfig,
+    Toolbox,
+    ToolContext,
+    ToolResult,
+    ToolSpec,
+    WebConfig,
+)
 from ocactors.tools.toolsets import planner_tools, reviewer_tools, worker_tools
 from ocactors.tools.workspace import Workspace
 
 __all__ = [
     "ConfinementError",
+    "ProcessGroups",
     "ShellConfig",
     "ToolContext",
     "ToolError",

@@ -89,6 +89,7 @@ def execute(
         stderr=subprocess.PIPE,
         start_new_session=True,
     ) as proc:
+        config.groups.add(proc.pid)
         timed_out = False
         try:
             out, err = proc.communicate(timeout=timeout)
@@ -96,6 +97,8 @@ def execute(
             timed_out = True
             _kill_group(proc.pid)
             out, err = _drain(proc)
+        finally:
+            config.groups.discard(proc.pid)
         code = proc.returncode if proc.returncode is not None else -9
     return code, _text(out), _text(err), timed_out
 
