@@ -59,7 +59,8 @@ def test_follow_sees_events_appended_later_even_before_the_file_exists(
     got, times = collect(paths.events, 5, force_polling=force_polling)
     writer.join(timeout=10)
     assert [e.seq for e in got] == [1, 2, 3, 4, 5]
-    assert max(t - a for t, a in zip(times, appended, strict=True)) < 0.2
+    delays = sorted(t - a for t, a in zip(times, appended, strict=True))
+    assert delays[len(delays) // 2] < 0.2 and delays[-1] < 0.5, delays
 
 
 CHILD = """
