@@ -134,3 +134,53 @@ def test_since_skips_what_was_seen(paths: MissionPaths) -> None:
         for i in range(4):
             journal.append(ev.IterationStarted(iteration=i), actor="c")
     assert [e.seq for e in follow(paths.events, since=2, idle_timeout=0.3)] == [3, 4]
+
+
+def test_a_restart_that_cuts_a_line_already_read_loses_nothing(paths: MissionPaths) -> None:
+    with Journal.open(paths.events, mission="m") as journal:
+        journal.append(ev.IterationStarted(iteration=1), actor="c")
+    with open(paths.events, "ab") as log:
+        log.write(b"{}\n")  # a complete line that is no event: the follower reads past it
+    got: list[int] = []
+    first, stop = threading.Event(), threading.Event()
+
+    def run() -> None:
+        for event in follow(paths.events, stop_event=stop):
+            got.append(event.seq)
+            first.set()
+            if len(got) == 3:
+                return
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert first.wait(5)
+    long = ev.ToolReturned(session="s", call_id="c", name="n", output="x" * 200)
+    with Journal.open(paths.events, mission="m") as journal:  # cuts "{}", the file grows again
+        journal.append(long, actor="c")
+        journal.append(long, actor="c")
+    thread.join(timeout=10)
+    stop.set()
+    assert got == [1, 2, 3]
+
+
+@pytest.mark.parametrize("force_polling", [False, True])
+def test_a_stop_event_ends_a_waiting_follower_within_100_ms(
+    paths: MissionPaths, force_polling: bool
+) -> None:
+    with Journal.open(paths.events, mission="m") as journal:
+        journal.append(ev.IterationStarted(iteration=1), actor="c")
+    stop, waiting, ended = threading.Event(), threading.Event(), threading.Event()
+
+    def run() -> None:
+        for _ in follow(
+            paths.events, stop_event=stop, force_polling=force_polling, poll_interval=5
+        ):
+            waiting.set()  # the next step of the follower is to wait for news
+        ended.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    assert waiting.wait(5)
+    started = time.monotonic()
+    stop.set()
+    assert ended.wait(2)
+    assert time.monotonic() - started < 0.1
