@@ -39,7 +39,7 @@ from ocactors.events.layout import (
     resolve_mission,
     writer_pid,
 )
-from ocactors.events.reader import CorruptLine, read_events
+from ocactors.events.reader import CorruptLine, newer_format, read_events
 from ocactors.events.redact import DEFAULT_SECRET_ENV_VARS, REDACTED, Redactor
 
 __all__ = [
@@ -73,6 +73,7 @@ __all__ = [
     "list_missions",
     "missions_dir",
     "new_mission_id",
+    "newer_format",
     "read_events",
     "resolve_mission",
     "send_control",

@@ -173,6 +173,9 @@ class Journal:
             if self.durability == "always":
                 os.fdatasync(self._fd)
         except OSError as error:
+            # A failed write may have left part of a line: nothing more may follow it.  The
+            # next Journal.open moves that torn tail aside.
+            self._error = error
             raise _unavailable(self.path, error) from None
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
@@ -258,10 +261,13 @@ class Journal:
 
 
 def _open_for_append(path: Path) -> int:
-    if not path.parent.is_dir():
-        raise LogUnavailableError(f"cannot open {path}: its folder {path.parent} does not exist")
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    except FileNotFoundError:
+        folder = path.parent
+        raise LogUnavailableError(
+            f"cannot open {path}: its folder {folder} does not exist"
+        ) from None
     except OSError as error:
         raise _unavailable(path, error) from None
 
@@ -300,6 +306,9 @@ def _repair(path: Path, fd: int) -> int:
     """Check every line; cut a torn tail off into ``.torn-<n>``; return the last seq."""
     last_seq, good_end, last_line_no, bad = 0, 0, 0, None
     for line_no, (end, line) in enumerate(iter_lines(path), start=1):
+        if not line.strip():  # readers skip blank lines too
+            good_end = end if bad is None else good_end
+            continue
         if bad is not None:
             raise CorruptLogError(path, bad[0], bad[1])
         try:

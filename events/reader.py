@@ -13,7 +13,13 @@ from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocactors.events.catalogue import Record, event_type
+from ocactors.events.catalogue import (
+    FORMAT_VERSION,
+    MissionStarted,
+    Record,
+    UnknownEvent,
+    event_type,
+)
 from ocactors.events.codec import LineError, decode
 from ocactors.events.errors import CorruptLogError, LogUnavailableError
 
@@ -77,6 +83,20 @@ def read_events(
             return
         if keep(event):
             yield event
+
+
+def newer_format(path: Path) -> bool:
+    """Whether a newer ocactors wrote the log, judged by its first event.
+
+    True when ``mission.started`` names a format version above :data:`FORMAT_VERSION`, or the
+    first event is of a type this version does not know.  Such a log is still readable (unknown
+    events come back as :class:`UnknownEvent`); callers say so once, e.g. in ``status``.
+    """
+    for event in read_events(path, strict=False):
+        if isinstance(event, MissionStarted):
+            return event.version > FORMAT_VERSION
+        return isinstance(event, UnknownEvent)
+    return False
 
 
 def _corrupt(

@@ -3,9 +3,10 @@
 Every event the journal writes goes through :meth:`Redactor.text` on its encoded form.  It
 removes the literal values of secret environment variables (read when the redactor is made)
 and anything shaped like a key or credential: ``sk-...`` keys, ``Bearer`` tokens, AWS access
-key ids, GitHub tokens, and header or JSON fields named authorization or x-api-key.  It
-stays precise on purpose: code a worker writes (``api_key = settings.key``) is recorded as
-written, because a resumed session replays its recorded tool calls.
+key ids, GitHub tokens, header or JSON fields named authorization or x-api-key, and a quoted
+``"api_key": "..."`` field with a quoted value.  It stays precise on purpose: code a worker
+writes (``api_key = settings.key``) is recorded as written, because a resumed session replays
+its recorded tool calls.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+
+import msgspec
 
 REDACTED = "[REDACTED]"
 DEFAULT_SECRET_ENV_VARS = ("OCACTORS_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY")
@@ -27,6 +30,8 @@ _PATTERNS = [
         r"(?i)((?:\\?[\"'])?(?:authorization|x-api-key)(?:\\?[\"'])?\s*:\s*"
         r"(?:\\?[\"'])?)(?!\[REDACTED\])[^\"'\\\s,}]{4,}"
     ),
+    # A quoted api_key field with a quoted value: JSON, a dict literal, a config file.
+    re.compile(r"(?i)(\\?[\"']api[_-]?key\\?[\"']\s*:\s*\\?[\"'])(?!\[REDACTED\])[^\"'\\\s]{4,}"),
 ]
 
 
@@ -43,6 +48,9 @@ _TRIGGERS = (
     "github_pat_",
     "authorization",
     "x-api-key",
+    "api_key",
+    "api-key",
+    "apikey",
 )
 
 
@@ -57,9 +65,10 @@ class Redactor:
     ) -> None:
         env = os.environ if environ is None else environ
         values = [*secrets, *(env.get(name, "") for name in env_vars)]
-        self.secrets = sorted(
-            {v for v in values if len(v) >= MIN_SECRET_LENGTH}, key=len, reverse=True
-        )
+        literal = {v for v in values if len(v) >= MIN_SECRET_LENGTH}
+        # The journal redacts encoded JSON, where a value with quotes or backslashes is escaped.
+        escaped = {msgspec.json.encode(v).decode()[1:-1] for v in literal}
+        self.secrets = sorted(literal | escaped, key=len, reverse=True)
 
     def text(self, value: str) -> str:
         """``value`` with every secret replaced."""

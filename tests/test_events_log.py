@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import tracemalloc
 from pathlib import Path
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ocactors.events import (
+    FORMAT_VERSION,
     ControlInbox,
     CorruptLogError,
     Journal,
@@ -28,6 +30,7 @@ from ocactors.events import (
     decode,
     encode,
     fold,
+    newer_format,
     read_events,
     send_control,
     state_at,
@@ -223,23 +226,108 @@ def test_a_corrupt_middle_line_is_reported_with_its_number(paths: MissionPaths) 
         Journal.open(paths.events, mission="m")
 
 
-def test_missing_and_read_only_folders_are_one_line_errors(tmp_path: Path) -> None:
+def test_missing_folders_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(LogUnavailableError, match="does not exist"):
         Journal.open(tmp_path / "nope" / "events.jsonl", mission="m")
     blocked = tmp_path / "blocked"
     (blocked / "events.jsonl").mkdir(parents=True)  # cannot be opened for writing
     with pytest.raises(LogUnavailableError, match="cannot write"):
         Journal.open(blocked / "events.jsonl", mission="m")
-    locked = tmp_path / "ro"
-    locked.mkdir()
-    locked.chmod(0o500)
+
+
+# Runs as nobody when started by root (root may write anywhere); prints one line per error.
+UNREADABLE = """
+import os, sys
+from pathlib import Path
+from ocactors.events import EventLogError, Journal, list_missions, read_events
+if os.getuid() == 0:
+    os.setgid(65534)
+    os.setuid(65534)
+root = Path(sys.argv[1])
+for attempt in (
+    lambda: Journal.open(root / "ro" / "events.jsonl", mission="m"),
+    lambda: list(read_events(root / "secret.jsonl")),
+    lambda: list_missions(root / "ws"),
+):
     try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("running as root: a read-only folder is still writable")
-        with pytest.raises(LogUnavailableError, match="cannot"):
-            Journal.open(locked / "events.jsonl", mission="m")
-    finally:
-        locked.chmod(0o700)
+        attempt()
+        print("no error")
+    except EventLogError as error:
+        print(error)
+"""
+
+
+def test_read_only_and_unreadable_places_are_one_line_errors() -> None:
+    with tempfile.TemporaryDirectory() as name:  # not tmp_path: nobody must reach it
+        root = Path(name)
+        root.chmod(0o755)
+        (root / "ro").mkdir(mode=0o555)
+        (root / "secret.jsonl").write_bytes(b"")
+        (root / "secret.jsonl").chmod(0)
+        (root / "ws" / ".opencode" / "missions").mkdir(parents=True)
+        (root / "ws" / ".opencode").chmod(0)
+        done = subprocess.run(
+            [sys.executable, "-c", UNREADABLE, name], capture_output=True, text=True, timeout=30
+        )
+        (root / "ws" / ".opencode").chmod(0o755)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"cannot write {root}/ro/events.jsonl: Permission denied",
+        f"cannot read {root}/secret.jsonl: Permission denied",
+        f"cannot read {root}/ws/.opencode/missions: Permission denied",
+    ]
+
+
+# A full disk (the file size limit) makes a write fail part-way through a line.
+DISK_FULL = """
+import resource, signal, sys
+from pathlib import Path
+from ocactors.events import Journal, LogUnavailableError
+from ocactors.events import catalogue as ev
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (5000, 5000))
+journal = Journal.open(Path(sys.argv[1]), mission="m", durability=sys.argv[2])
+event = ev.ToolReturned(session="s", call_id="c", name="n", output="x" * 300)
+try:
+    for _ in range(100):
+        receipt = journal.append(event, actor="w")
+        assert receipt.wait(10)
+        print(receipt.seq, flush=True)
+except LogUnavailableError as error:
+    print(error, flush=True)
+try:
+    journal.append(event, actor="w")
+except LogUnavailableError as error:
+    print(error, flush=True)
+journal.close()
+"""
+
+
+@pytest.mark.parametrize("durability", ["always", "batch", "never"])
+def test_a_full_disk_stops_the_journal_with_one_line_and_loses_nothing_durable(
+    paths: MissionPaths, durability: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", DISK_FULL, str(paths.events), durability],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    *seqs, failed, refused = done.stdout.splitlines()
+    assert failed == refused == f"cannot write {paths.events}: File too large"
+    assert seqs == [str(n) for n in range(1, len(seqs) + 1)] and len(seqs) > 5
+    Journal.open(paths.events, mission="m").close()  # the torn part of the last line moves aside
+    assert [e.seq for e in read_events(paths.events)] == list(range(1, len(seqs) + 1))
+
+
+def test_blank_lines_are_skipped_by_readers_and_the_writer_alike(paths: MissionPaths) -> None:
+    with Journal.open(paths.events, mission="m") as journal:
+        append_n(journal, 2)
+    paths.events.write_bytes(paths.events.read_bytes().replace(b"\n", b"\n\n", 1) + b"\n")
+    with Journal.open(paths.events, mission="m") as journal:
+        assert journal.append(ev.IterationStarted(iteration=3), actor="c").seq == 3
+    assert [e.seq for e in read_events(paths.events)] == [1, 2, 3]
 
 
 def test_a_log_from_a_newer_version_is_readable(paths: MissionPaths) -> None:
@@ -251,6 +339,15 @@ def test_a_log_from_a_newer_version_is_readable(paths: MissionPaths) -> None:
     events = list(read_events(paths.events))
     assert isinstance(events[0], ev.MissionStarted) and events[0].version == 99
     assert isinstance(events[1], UnknownEvent)
+    assert newer_format(paths.events)
+
+
+def test_a_log_of_this_version_is_not_newer(paths: MissionPaths) -> None:
+    assert not newer_format(paths.events)  # no log yet
+    with Journal.open(paths.events, mission="m") as journal:
+        started = ev.MissionStarted(version=FORMAT_VERSION, goal="g", workspace="w")
+        journal.append(started, actor="commander")
+    assert not newer_format(paths.events)
 
 
 # --- reading ----------------------------------------------------------------------------
@@ -314,11 +411,14 @@ SECRETS = [
     "AKIAABCDEFGHIJKLMNOP",
     "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
     "my configured value supersecretvalue42",
+    '{"api_key": "k-abcdef0123456789"}',
+    'escaped "quote\\value" here',
 ]
 
 
 def test_secrets_never_reach_the_file_but_ordinary_code_does(paths: MissionPaths) -> None:
-    redactor = Redactor(env_vars=["MY_TOKEN"], environ={"MY_TOKEN": "supersecretvalue42"})
+    environ = {"MY_TOKEN": "supersecretvalue42", "OTHER": '"quote\\value"'}
+    redactor = Redactor(env_vars=["MY_TOKEN", "OTHER"], environ=environ)
     code = "api_key = settings.key  # read from the environment"
     with Journal.open(paths.events, mission="m", redactor=redactor) as journal:
         for secret in SECRETS:
@@ -336,6 +436,8 @@ def test_secrets_never_reach_the_file_but_ordinary_code_does(paths: MissionPaths
         "AKIAABCDEFGHIJKLMNOP",
         "ghp_abcdefghij",
         "supersecretvalue42",
+        "k-abcdef0123456789",
+        "quote",
     ):
         assert leaked not in text, leaked
     assert code in text
