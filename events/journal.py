@@ -48,7 +48,7 @@ LOCK_RETRY_S = 0.2
 
 def utc_now() -> str:
     """The event timestamp format: ISO 8601 UTC with microseconds and a ``Z``."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"  # strftime: 1.5x slower
 
 
 class Receipt:

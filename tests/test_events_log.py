@@ -52,7 +52,7 @@ def append_n(journal: Journal, n: int, actor: str = "commander") -> None:
 
 # --- schema -----------------------------------------------------------------------------
 
-EVENT_CLASSES = list(AnyEvent.__args__)  # type: ignore[attr-defined]
+EVENT_CLASSES: list[type[Event]] = list(AnyEvent.__args__)
 text = st.text(max_size=20)
 small = st.integers(min_value=0, max_value=10_000)
 
@@ -67,7 +67,7 @@ for part, strategy in {
     ev.Usage: st.builds(ev.Usage, prompt_tokens=small, completion_tokens=small),
     ev.MissionSettings: st.builds(ev.MissionSettings, verify_command=st.none() | text),
 }.items():
-    st.register_type_strategy(part, strategy)  # type: ignore[arg-type]
+    st.register_type_strategy(part, strategy)
 
 
 def events_of(cls: type[Event]) -> st.SearchStrategy[Event]:
@@ -120,13 +120,13 @@ def test_fold_equals_applying_one_by_one(events: list[Event]) -> None:
     state: dict[str, int] = {}
     for event in events:
         state = count(state, event)
-    assert fold(count, {}, events) == state
+    assert fold(count, dict[str, int](), events) == state
 
 
 def test_state_at_is_the_fold_of_the_prefix(paths: MissionPaths) -> None:
     with Journal.open(paths.events, mission=paths.id) as journal:
         append_n(journal, 20)
-    assert state_at(paths.events, 7, count, {}) == {"iteration.started": 7, "last": 7}
+    assert state_at(paths.events, 7, count, dict[str, int]()) == {"iteration.started": 7, "last": 7}
 
 
 # --- the single writer ------------------------------------------------------------------
