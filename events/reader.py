@@ -45,11 +45,14 @@ def iter_lines(path: Path, start: int = 0) -> Iterator[tuple[int, bytes]]:
         raise LogUnavailableError(f"cannot read {path}: {error.strerror}") from None
     try:
         handle.seek(start)
-        offset, pending = start, b""
+        offset, pending = start, list[bytes]()  # pieces of a line longer than a chunk
         while chunk := handle.read(CHUNK):
-            pending += chunk
-            lines = pending.split(b"\n")
-            pending = lines.pop()
+            if b"\n" not in chunk:
+                pending.append(chunk)
+                continue
+            lines = chunk.split(b"\n")
+            lines[0] = b"".join([*pending, lines[0]])
+            pending = [lines.pop()]
             for line in lines:
                 offset += len(line) + 1
                 yield offset, line

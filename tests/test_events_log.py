@@ -384,6 +384,19 @@ def test_reading_streams_in_constant_memory(paths: MissionPaths) -> None:
     assert peak < 5_000_000, peak  # the file is ~13 MB
 
 
+def test_an_event_longer_than_a_read_chunk_comes_back_whole(paths: MissionPaths) -> None:
+    output = "y" * 300_000  # several 64 KiB chunks
+    with Journal.open(paths.events, mission="m") as journal:
+        append_n(journal, 1)
+        journal.append(
+            ev.ToolReturned(session="s", call_id="c", name="n", output=output), actor="w"
+        )
+        append_n(journal, 1)
+    events = list(read_events(paths.events))
+    assert [e.seq for e in events] == [1, 2, 3]
+    assert isinstance(events[1], ev.ToolReturned) and events[1].output == output
+
+
 # --- control and redaction --------------------------------------------------------------
 
 
