@@ -179,7 +179,12 @@ class Journal:
             raise _unavailable(self.path, error) from None
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Call ``callback`` with every appended event (in the appending thread, in order)."""
+        """Call ``callback`` with every appended event (in the appending thread, in order).
+
+        It runs under the journal's lock, which is what keeps seq order: it must be quick, must
+        not append (that would deadlock) and should not raise (the appender would see the
+        error for an event already written).  Hand work to an actor with ``tell`` instead.
+        """
         with self._lock:
             self._subscribers.append(callback)
 
