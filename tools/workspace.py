@@ -2,8 +2,10 @@
 
 Every path a model gives is relative to the workspace.  Absolute paths, ``..`` that climbs
 out, and symlinks that lead outside are refused; ``.opencode/`` (the mission log) and ``.git/``
-are never touched by tools; a worker writes only the files its lease names.  Resolution
-follows symlinks before checking, so a link inside the workspace pointing outside is caught.
+are never touched by tools (at any depth, so a nested repository's hooks are safe too); a worker
+writes only the files its lease names.  Resolution follows symlinks before checking, so a link
+inside the workspace pointing outside is caught; a path that cannot be resolved (a symlink loop,
+a NUL byte) is a tool error, never a crash.
 """
 
 from __future__ import annotations
@@ -58,13 +60,20 @@ class Workspace:
         text = rel.strip()
         if os.path.isabs(text) or text.startswith("~"):
             raise ConfinementError(f"{rel} is absolute; give a path relative to the workspace")
-        candidate = (self.root / text).resolve()
+        candidate = self._real(rel, text)
         if candidate != self.root and self.root not in candidate.parents:
             raise ConfinementError(f"{rel} leads outside the workspace")
-        top = PurePosixPath(self.relative(candidate)).parts[:1]
-        if top and top[0] in PRIVATE:
-            raise ConfinementError(f"{rel} is inside {top[0]}/, which tools may not touch")
+        for part in PurePosixPath(self.relative(candidate)).parts:
+            if part.casefold() in PRIVATE:
+                raise ConfinementError(f"{rel} is inside {part}/, which tools may not touch")
         return candidate
+
+    def _real(self, rel: str, text: str) -> Path:
+        """Every symlink followed; a loop or a NUL byte is the model's to fix, not a crash."""
+        try:
+            return (self.root / text).resolve()
+        except (OSError, RuntimeError, ValueError) as error:
+            raise ConfinementError(f"{rel} cannot be resolved: {error}") from None
 
 
 def _clean(rel: str) -> str:
