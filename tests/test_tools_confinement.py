@@ -166,9 +166,10 @@ def test_a_read_only_role_cannot_write_anything(
 
 def test_an_absolute_path_is_refused_even_when_it_names_a_file_inside(root: Path) -> None:
     inside = str(root / "src" / "app.py")
-    output, is_error = call(box(root, writable=[inside, "src/app.py"]), "read_file", path=inside)
+    toolbox = box(root, writable=[inside, "src/app.py"])
+    output, is_error = call(toolbox, "read_file", path=inside)
     assert is_error and "is absolute" in output
-    assert call(box(root, writable=[inside, "src/app.py"]), "write_file", path=inside, content="")[1]
+    assert call(toolbox, "write_file", path=inside, content="")[1]
     assert (root / "src" / "app.py").read_text() == "print('hi')\n"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -60,31 +61,61 @@ def is_binary(path: Path) -> bool:
         return b"\0" in handle.read(8192)
 
 
-def read_text(path: Path, rel: str) -> str:
-    """A text file's content, or ToolError for a missing, binary or unreadable file."""
+def check_text_file(path: Path, rel: str) -> None:
+    """ToolError unless ``path`` is a regular text file (a FIFO would block a reader forever)."""
     if not path.exists():
         raise ToolError(f"{rel} does not exist")
     if path.is_dir():
         raise ToolError(f"{rel} is a directory; use list_files")
+    if not path.is_file():
+        raise ToolError(f"{rel} is not a regular file (a pipe, socket or device); not read")
     if is_binary(path):
         raise ToolError(f"{rel} is a binary file ({path.stat().st_size} bytes); not shown")
-    return path.read_text("utf-8", errors="replace")
+
+
+def iter_lines(path: Path) -> Iterator[str]:
+    """The lines of a text file without their ends, streamed (a huge file is never held whole)."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            yield line.rstrip("\n")
+
+
+def read_text(path: Path, rel: str) -> str:
+    """A text file's exact content (line ends kept), or ToolError if it is not valid UTF-8."""
+    check_text_file(path, rel)
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.read()
+    except UnicodeDecodeError:
+        raise ToolError(f"{rel} is not valid UTF-8; editing it would damage it") from None
 
 
 def read_file(ctx: ToolContext, args: ReadFile) -> str:
     """Lines ``start_line`` .. ``start_line + max_lines - 1``, numbered."""
-    lines = read_text(ctx.workspace.resolve_read(args.path), args.path).splitlines()
+    path = ctx.workspace.resolve_read(args.path)
+    check_text_file(path, args.path)
     start = max(args.start_line, 1)
-    count = min(max(args.max_lines, 1), MAX_LINES)
-    chunk = lines[start - 1 : start - 1 + count]
-    body = "\n".join(f"{n:>5}  {_clip(line)}" for n, line in enumerate(chunk, start=start))
-    end = start + len(chunk) - 1
-    if not lines:
+    chunk, total = _read_range(path, start, min(max(args.max_lines, 1), MAX_LINES))
+    if total == 0:
         return f"{args.path} is empty"
-    note = f"[{args.path}: lines {start}-{end} of {len(lines)}]"
-    if end < len(lines):
+    if not chunk:
+        raise ToolError(f"start_line {start} is past the end of {args.path} ({total} lines)")
+    end = start + len(chunk) - 1
+    body = "\n".join(f"{n:>5}  {_clip(line)}" for n, line in enumerate(chunk, start=start))
+    note = f"[{args.path}: lines {start}-{end} of {total}]"
+    if end < total:
         note += f" (more: read_file with start_line={end + 1})"
     return f"{body}\n{note}"
+
+
+def _read_range(path: Path, start: int, count: int) -> tuple[list[str], int]:
+    """Lines ``start`` .. ``start + count - 1`` and the number of lines in the file."""
+    chunk: list[str] = []
+    total = 0
+    for total, line in enumerate(iter_lines(path), start=1):
+        if start <= total < start + count:
+            chunk.append(line)
+    return chunk, total
 
 
 def _clip(line: str) -> str:
@@ -96,23 +127,31 @@ def write_file(ctx: ToolContext, args: WriteFile) -> str:
     path = ctx.workspace.resolve_write(args.path)
     if path.is_dir():
         raise ToolError(f"{args.path} is a directory")
+    if path.exists() and not path.is_file():
+        raise ToolError(f"{args.path} is not a regular file (a pipe, socket or device)")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(args.content, "utf-8")
     return f"wrote {args.path} ({len(args.content.splitlines())} lines)"
 
 
 def edit_file(ctx: ToolContext, args: EditFile) -> str:
-    """Replace the one occurrence of ``old`` with ``new``."""
+    """Replace the one occurrence of ``old`` with ``new``; CRLF files stay CRLF."""
     path = ctx.workspace.resolve_write(args.path)
-    text = read_text(path, args.path)
+    raw = read_text(path, args.path)
     if not args.old:
         raise ToolError("old is empty; give the exact text to replace")
-    count = text.count(args.old)
+    crlf = "\r\n" in raw
+    text, old, new = (_lf(raw), _lf(args.old), _lf(args.new)) if crlf else (raw, args.old, args.new)
+    count = text.count(old)
     if count != 1:
         where = "does not occur" if count == 0 else f"occurs {count} times"
         raise ToolError(f"old {where} in {args.path}; it must occur exactly once")
-    path.write_text(text.replace(args.old, args.new, 1), "utf-8")
+    path.write_text(text.replace(old, new, 1), "utf-8", newline="\r\n" if crlf else "")
     return f"edited {args.path}"
+
+
+def _lf(text: str) -> str:
+    return text.replace("\r\n", "\n")
 
 
 def list_files(ctx: ToolContext, args: ListFiles) -> str:

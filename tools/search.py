@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import msgspec
 
 from ocactors.tools.errors import ToolError
-from ocactors.tools.files import is_binary, walk_files
+from ocactors.tools.files import is_binary, iter_lines, walk_files
 from ocactors.tools.spec import ToolContext, ToolSpec
 
 MAX_MATCHES = 200
@@ -33,15 +35,22 @@ def grep(ctx: ToolContext, args: Grep) -> str:
     )
     matches: list[str] = []
     for rel in files:
-        path = ctx.workspace.resolve_read(rel)
-        if path.stat().st_size > MAX_FILE_BYTES or is_binary(path):
-            continue
-        for number, line in enumerate(path.read_text("utf-8", errors="replace").splitlines(), 1):
+        for number, line in _searchable_lines(ctx.workspace.resolve_read(rel)):
             if regex.search(line):
                 matches.append(f"{rel}:{number}: {line[:300]}")
                 if len(matches) >= MAX_MATCHES:
                     return "\n".join(matches) + f"\n[stopped at {MAX_MATCHES} matches]"
     return "\n".join(matches) or f"no match for {args.pattern!r}"
+
+
+def _searchable_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Numbered lines of a regular text file; nothing for a pipe, a binary or unreadable file."""
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES or is_binary(path):
+            return
+        yield from enumerate(iter_lines(path), start=1)
+    except OSError:
+        return
 
 
 GREP = ToolSpec("grep", "Search text files for a regular expression.", Grep, grep)
