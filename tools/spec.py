@@ -135,20 +135,32 @@ class ToolSpec:
 
 
 def parameters_schema(args_type: type[msgspec.Struct]) -> dict[str, Any]:
-    """msgspec's schema for the Struct with every $ref inlined."""
+    """msgspec's schema for the Struct with every $ref inlined, and always a ``required`` list."""
     schema = msgspec.json.schema(args_type)
-    defs = schema.get("$defs", {})
-    return _inline(schema, defs)  # type: ignore[no-any-return]
+    inlined: dict[str, Any] = _inline(schema, schema.get("$defs", {}))
+    inlined.setdefault("properties", {})
+    inlined.setdefault("required", [])
+    return inlined
 
 
 def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    """``node`` with $refs replaced by their definitions, and no titles or $defs left."""
     if isinstance(node, dict):
         if "$ref" in node:
             return _inline(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
-        return {k: _inline(v, defs) for k, v in node.items() if k not in ("$defs", "title")}
+        return {
+            key: _inline_properties(value, defs) if key == "properties" else _inline(value, defs)
+            for key, value in node.items()
+            if key not in ("$defs", "title")
+        }
     if isinstance(node, list):
         return [_inline(item, defs) for item in node]
     return node
+
+
+def _inline_properties(properties: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """Field names are not keywords: a field called ``title`` stays."""
+    return {name: _inline(schema, defs) for name, schema in properties.items()}
 
 
 class Toolbox:
