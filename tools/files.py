@@ -171,8 +171,9 @@ def walk_files(root: Path, workspace: Workspace, pattern: str) -> list[str]:
     for current, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
         for name in sorted(files):
-            rel = (Path(current) / name).relative_to(workspace.root).as_posix()
-            if not (fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(rel, pattern)):
+            path = Path(current) / name
+            rel = path.relative_to(workspace.root).as_posix()
+            if not glob_match(pattern, name, rel, path.relative_to(root).as_posix()):
                 continue
             try:
                 workspace.resolve_read(rel)
@@ -180,6 +181,16 @@ def walk_files(root: Path, workspace: Workspace, pattern: str) -> list[str]:
                 continue
             out.append(rel)
     return out
+
+
+def glob_match(pattern: str, name: str, *paths: str) -> bool:
+    """Whether the file's name or one of its paths matches, ``**/`` also matching no folder.
+
+    Models write ``**/*.py`` and mean the top-level files too; paths are tried both from the
+    workspace and from the listed folder, so ``list_files("src", "app/*.py")`` works.
+    """
+    patterns = {pattern, pattern.replace("**/", "")}
+    return any(fnmatch.fnmatch(candidate, p) for p in patterns for candidate in (name, *paths))
 
 
 READ_FILE = ToolSpec(
