@@ -281,7 +281,9 @@ def _session_started(s: MissionState, e: ev.SessionStarted) -> MissionState:
     return dataclasses.replace(s, sessions={**s.sessions, e.session: info})
 
 
-def _session_ended(s: MissionState, e: ev.SessionFinished | ev.SessionFailed) -> MissionState:
+def _session_ended(
+    s: MissionState, e: ev.SessionFinished | ev.SessionFailed | ev.SessionInterrupted
+) -> MissionState:
     sessions = {k: v for k, v in s.sessions.items() if k != e.session}
     return dataclasses.replace(s, sessions=sessions)
 
@@ -344,6 +346,7 @@ _HANDLERS: dict[type, Callable[[MissionState, Any], MissionState]] = {
     ev.SessionStarted: _session_started,
     ev.SessionFinished: _session_ended,
     ev.SessionFailed: _session_ended,
+    ev.SessionInterrupted: _session_ended,
     ev.ModelRequested: _model_requested,
     ev.ModelResponded: _model_responded,
     ev.ModelRetried: _retried,

@@ -361,6 +361,19 @@ class SessionFailed(Event, tag="session.failed", frozen=True, kw_only=True):
     reason: str
 
 
+class SessionInterrupted(Event, tag="session.interrupted", frozen=True, kw_only=True):
+    """The session was stopped from outside before it ended.
+
+    ``reason``: ``ttl`` (it ran past its time limit), ``budget``, ``stopped`` (the mission
+    stopped), or the mission's own ending (``sealed``, ``failed``).  A session interrupted by
+    a stop or the budget may be continued by ``ocactors resume``; it is no longer running.
+    """
+
+    session: str
+    reason: str
+    detail: str = ""
+
+
 AnyEvent = (
     MissionStarted
     | MissionResumed
@@ -394,6 +407,7 @@ AnyEvent = (
     | SessionCompacted
     | SessionFinished
     | SessionFailed
+    | SessionInterrupted
 )
 
 FINAL_TYPES = frozenset({"mission.sealed", "mission.failed", "mission.stopped"})
