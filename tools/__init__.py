@@ -5,7 +5,8 @@
 - :class:`ToolSpec` is a function plus the msgspec Struct of its arguments (the schema the
   model sees is derived from it); :class:`Toolbox` runs them and never raises;
 - :func:`run_process` is the one runner of every command a mission starts (the model's
-  and the checks'); files, search, shell and web hold the tools; :mod:`~ocactors.tools.toolsets` the sets per role.
+  and the checks'); files, search, shell and web hold the tools;
+  :mod:`~ocactors.tools.toolsets` the sets per role.
 
 Errors are drawn in :mod:`ocactors.tools.errors`.  This package imports nothing else of ours.
 """
@@ -39,7 +40,7 @@ __all__ = [
     "cap_output",
     "command_env",
     "planner_tools",
-    "run_process",
     "reviewer_tools",
+    "run_process",
     "worker_tools",
 ]
