@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from ocactors.events import catalogue as ev
 from ocactors.events.catalogue import Finding, MissionSettings, Record, TaskSpec
+from ocactors.events.fold import fold
 
 TaskStatus = Literal["pending", "running", "interrupted", "done", "failed"]
 Phase = Literal[
@@ -116,10 +117,7 @@ class MissionState:
 
 def fold_mission(events: Iterable[Record]) -> MissionState:
     """Replay ``events`` from the start of a log."""
-    state = MissionState()
-    for event in events:
-        state = apply(state, event)
-    return state
+    return fold(apply, MissionState(), events)
 
 
 def apply(state: MissionState, event: Record) -> MissionState:

@@ -25,6 +25,7 @@ from ocactors.actors.roles import finish_tool, plan_tool, system_prompt
 from ocactors.actors.session import (
     AgentSession,
     FinalTool,
+    Recorder,
     SessionBrief,
     SessionInterrupted,
     SessionLimits,
@@ -70,7 +71,7 @@ def run_session(
     final: FinalTool | None = None,
     limits: SessionLimits = DEFAULT_LIMITS,
     extra_tools: Sequence[ToolSpec] = (),
-    record_wrap: Callable[[Any], Any] | None = None,
+    record_wrap: Callable[[Recorder], Recorder] | None = None,
     prior: Sequence[Record] = (),
     provider: str = "openai",
     **config: Any,
@@ -106,8 +107,8 @@ def run_session(
         )
         with Journal.open(paths.events, mission=paths.id, redactor=Redactor(secrets=[KEY])) as log:
 
-            def record(event: Event, who: str) -> Event:
-                return log.append(event, actor=who).event
+            def record(event: Event, actor: str) -> Event:
+                return log.append(event, actor=actor).event
 
             session = AgentSession(
                 brief,
@@ -306,12 +307,12 @@ def test_a_session_resumes_from_its_recorded_turns(tmp_path: Path, http: httpx.C
     ]
     seen = [0]
 
-    def interrupt_at_ninth(record: Any) -> Any:
-        def wrapped(event: Event, who: str) -> Event:
+    def interrupt_at_ninth(record: Recorder) -> Recorder:
+        def wrapped(event: Event, actor: str) -> Event:
             seen[0] += 1
             if seen[0] == 9:  # the write ran, but its result was never recorded
                 raise SessionInterrupted("stopped")
-            return record(event, who)  # type: ignore[no-any-return]
+            return record(event, actor)
 
         return wrapped
 

@@ -14,7 +14,7 @@ import msgspec
 
 from ocactors.actors.mission import record_resume
 from ocactors.actors.session_state import SessionState, apply_session
-from ocactors.actors.state import MissionState, apply
+from ocactors.actors.state import MissionState, fold_mission
 from ocactors.commands.inspect import status_lines
 from ocactors.common import EXIT_FAILED, EXIT_OK, UsageError, add_workspace, workspace_of
 from ocactors.events import create_mission_dir, encode, new_mission_id, read_events
@@ -72,12 +72,10 @@ def run_replay(args: argparse.Namespace) -> int:
 
 def _state(stream: Any, actor: str | None) -> Any:
     """The whole mission, the Commander, or one session actor's sessions, folded."""
-    if actor is None or actor == "commander":
-        state = MissionState()
-        for event in stream:
-            if actor is None or event.actor == "commander":
-                state = apply(state, event)
-        return state
+    if actor is None:
+        return fold_mission(stream)
+    if actor == "commander":
+        return fold_mission(e for e in stream if e.actor == "commander")
     sessions: dict[str, SessionState] = {}
     for event in stream:
         session = getattr(event, "session", None)
