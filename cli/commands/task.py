@@ -62,6 +62,13 @@ def _register_task(sub: Any) -> None:
 def _add_caps(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, metavar="N", help="stop (resumable) past N tokens")
     p.add_argument("--max-cost", type=float, metavar="USD", help="stop past this cost")
+    p.add_argument(
+        "--session-ttl",
+        type=float,
+        metavar="SECONDS",
+        dest="session_ttl_s",
+        help="stop a model session running longer (default: [limits] session_ttl_s, 3600)",
+    )
 
 
 def run_task(args: argparse.Namespace) -> int:
@@ -90,6 +97,7 @@ def _settings(args: argparse.Namespace, limits: Limits) -> MissionSettings:
         raise UsageError(f"--parallel must be between 1 and {min(MAX_PARALLEL, max_sessions)}")
     if args.max_iterations < 1:
         raise UsageError("--max-iterations must be at least 1")
+    _check_ttl(args)
     return MissionSettings(
         verify_command=args.verify,
         max_iterations=args.max_iterations,
@@ -97,7 +105,13 @@ def _settings(args: argparse.Namespace, limits: Limits) -> MissionSettings:
         max_sessions=max_sessions,
         max_tokens=args.max_tokens,
         max_cost=args.max_cost,
+        session_ttl_s=args.session_ttl_s or limits.session_ttl_s,
     )
+
+
+def _check_ttl(args: argparse.Namespace) -> None:
+    if args.session_ttl_s is not None and not args.session_ttl_s > 0:
+        raise UsageError("--session-ttl must be a positive number of seconds")
 
 
 def _register_resume(sub: Any) -> None:
@@ -120,6 +134,7 @@ def _register_resume(sub: Any) -> None:
 
 def run_resume(args: argparse.Namespace) -> int:
     """Open the log (repairing a torn tail), then run from where it left off."""
+    _check_ttl(args)
     workspace = workspace_of(args)
     paths = resolve_mission(workspace, args.mission)
     journal = open_journal(paths.events, paths.id, args.durability)
@@ -140,7 +155,7 @@ def run_resume(args: argparse.Namespace) -> int:
 def _raised_caps(settings: MissionSettings, args: argparse.Namespace) -> MissionSettings | None:
     changes = {
         name: getattr(args, name)
-        for name in ("max_tokens", "max_cost", "max_iterations")
+        for name in ("max_tokens", "max_cost", "max_iterations", "session_ttl_s")
         if getattr(args, name, None) is not None
     }
     return msgspec.structs.replace(settings, **changes) if changes else None
