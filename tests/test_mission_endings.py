@@ -187,7 +187,7 @@ def _alive(pid: int) -> bool:
 def linger_server(request: pytest.FixtureRequest) -> Iterator[ScriptedModelServer]:
     where = request.param
     plan = [TaskPlay("T1", {"a.txt": "a\n"})]
-    script: dict[str, Any] = Playbook(plans=[plan], verdicts=[Verdict(True)]).script()
+    script: dict[str, Any] = dict(Playbook(plans=[plan], verdicts=[Verdict(True)]).script())
     if where == "worker":
         command = {"command": LINGER.format(name="worker"), "timeout": 300}
         script["worker:*"] = [Turn(tool_calls=[("run_command", command)])]
@@ -234,7 +234,7 @@ def test_a_stop_ends_what_a_command_left_running(
 ) -> None:
     """Commands of a stopped session die with the mission (the group and the marker)."""
     plan = [TaskPlay("T1", {"a.txt": "a\n"})]
-    script: dict[str, Any] = Playbook(plans=[plan], verdicts=[Verdict(True)]).script()
+    script: dict[str, Any] = dict(Playbook(plans=[plan], verdicts=[Verdict(True)]).script())
     command = {"command": LINGER.format(name="worker"), "timeout": 300}
     script["worker:*"] = [Turn(tool_calls=[("run_command", command)])]
     with ScriptedModelServer(script) as server:
