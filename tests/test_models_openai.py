@@ -93,10 +93,11 @@ def test_request_carries_tools_headers_key_and_stream_options(
     assert ("stream_options" in request.body) is stream
 
 
-def test_history_is_sent_back_without_reasoning(
+def test_history_sends_reasoning_back_under_the_field_it_came_in(
     http: httpx.Client, server: ScriptedModelServer
 ) -> None:
     first = client(http, server, True).complete(CONVERSATION, TOOLS, headers=headers(turn=1))
+    assert first.message.reasoning_field == "reasoning_content"
     results = [
         ChatMessage(role="tool", content=f"result {c.name}", tool_call_id=c.id)
         for c in first.message.tool_calls
@@ -106,7 +107,8 @@ def test_history_is_sent_back_without_reasoning(
     reply = client(http, server, True).complete(history, TOOLS, headers=headers())
     assert reply.message.content == "All done."  # turn 2 found by counting assistant messages
     sent = server.requests[0].body["messages"]
-    assert not any("reasoning" in key for m in sent for key in m)
+    assert sent[2]["reasoning_content"] == "The bug is probably in main."
+    assert "reasoning" not in sent[2]
     assert sent[2]["tool_calls"][0]["function"] == {
         "name": "read_file",
         "arguments": '{"path": "a.py"}',
@@ -202,4 +204,17 @@ def test_non_stream_completion_is_read_leniently() -> None:
 def test_assistant_message_without_content_sends_null_content() -> None:
     call = ToolCall(id="c1", name="read_file", arguments="{}")
     sent = to_openai_message(ChatMessage(role="assistant", tool_calls=[call], reasoning="secret"))
-    assert sent["content"] is None and "reasoning" not in json.dumps(sent)
+    assert sent["content"] is None and "reasoning" not in json.dumps(sent)  # no field: no echo
+
+
+def test_ollama_calls_that_share_index_0_are_told_apart_by_id() -> None:
+    assembler = StreamAssembler()
+    for call_id, path in (("call_a", "a.py"), ("call_b", "b.py")):
+        part = {"id": call_id, "index": 0, "type": "function"}
+        function = {"name": "read_file", "arguments": json.dumps({"path": path})}
+        assembler.feed(chunk({"tool_calls": [{**part, "function": function}]}))
+    calls = assembler.message().tool_calls
+    assert [(c.id, json.loads(c.arguments)) for c in calls] == [
+        ("call_a", {"path": "a.py"}),
+        ("call_b", {"path": "b.py"}),
+    ]
