@@ -226,6 +226,8 @@ def stream_error(
     numeric ``code`` is read as an HTTP status, a ``finish_reason: "error"`` as a cut."""
     detail = error if isinstance(error, str) else error.get("message", error)
     code = None if isinstance(error, str) else error.get("code")
+    if not isinstance(code, int) and isinstance(error, dict):  # Groq: "status_code": 400
+        code = error.get("status_code", code)
     ending = " (finish_reason 'error')" if finish == "error" else ""
     message = scrub(f"error from {url}: {detail}{ending}", secret)
     if is_overflow(message) or code == "context_length_exceeded":
