@@ -10,7 +10,6 @@ import msgspec
 import pytest
 
 from ocactors.actors.models import (
-    BadRequest,
     OpenAIChatClient,
     ScriptedModelServer,
     ServerError,
@@ -58,25 +57,6 @@ def client(http: httpx.Client, server: ScriptedModelServer, stream: bool) -> Ope
 
 
 @pytest.mark.parametrize("stream", [True, False])
-def test_round_trip_with_tool_calls_and_reasoning(
-    http: httpx.Client, server: ScriptedModelServer, stream: bool
-) -> None:
-    reply = client(http, server, stream).complete(CONVERSATION, TOOLS, headers=headers(turn=1))
-    message = reply.message
-    assert message.role == "assistant"
-    assert message.content == "Let me look at the file first."
-    assert message.reasoning == "The bug is probably in main."
-    assert [(c.id, c.name) for c in message.tool_calls] == [
-        ("call_1_0", "read_file"),
-        ("call_1_1", "grep"),
-    ]
-    assert json.loads(message.tool_calls[1].arguments) == {"pattern": "def main", "path": "."}
-    assert reply.finish_reason == "tool_calls"
-    assert reply.usage.prompt_tokens > 0 and not reply.usage.estimated
-    assert reply.latency_ms > 0
-
-
-@pytest.mark.parametrize("stream", [True, False])
 def test_request_carries_tools_headers_key_and_stream_options(
     http: httpx.Client, server: ScriptedModelServer, stream: bool
 ) -> None:
@@ -116,15 +96,6 @@ def test_history_sends_reasoning_back_under_the_field_it_came_in(
     assert sent[3] == {"role": "tool", "tool_call_id": "call_1_0", "content": "result read_file"}
 
 
-@pytest.mark.parametrize("stream", [True, False])
-def test_usage_is_estimated_when_absent(
-    http: httpx.Client, server: ScriptedModelServer, stream: bool
-) -> None:
-    reply = client(http, server, stream).complete(CONVERSATION, [], headers=headers("quiet", 1))
-    assert reply.usage.estimated
-    assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0
-
-
 def test_malformed_tool_arguments_are_passed_through_raw(
     http: httpx.Client, server: ScriptedModelServer
 ) -> None:
@@ -142,13 +113,6 @@ def test_script_running_out_is_a_clear_server_error(
 def test_unknown_actor_names_the_patterns(http: httpx.Client, server: ScriptedModelServer) -> None:
     with pytest.raises(ServerError, match="no script for actor 'planner'"):
         client(http, server, True).complete(CONVERSATION, [], headers=headers("planner", 1))
-
-
-def test_a_base_url_without_scheme_is_a_bad_request(http: httpx.Client) -> None:
-    bad = OpenAIChatClient(http, base_url="127.0.0.1:9/v1", api_key=SECRET, model="m")
-    with pytest.raises(BadRequest) as caught:
-        bad.complete(CONVERSATION, [], headers={})
-    assert SECRET not in str(caught.value)
 
 
 # --- lenient parsing (servers that are only mostly OpenAI) ----------------------------
