@@ -182,3 +182,12 @@ def test_ollama_calls_that_share_index_0_are_told_apart_by_id() -> None:
         ("call_a", {"path": "a.py"}),
         ("call_b", {"path": "b.py"}),
     ]
+
+
+def test_continuation_parts_with_an_empty_id_stay_with_their_call() -> None:
+    assembler = StreamAssembler()  # vLLM: later parts of a call carry "id": ""
+    first = {"index": 0, "id": "chatcmpl-tool-1", "function": {"name": "grep", "arguments": ""}}
+    assembler.feed(chunk({"tool_calls": [first]}))
+    assembler.feed(chunk({"tool_calls": [{"index": 0, "id": "", "function": {"arguments": "{}"}}]}))
+    (call,) = assembler.message().tool_calls
+    assert (call.id, call.name, call.arguments) == ("chatcmpl-tool-1", "grep", "{}")

@@ -334,7 +334,7 @@ class _PendingCall:
         self.arguments: list[str] = []
 
     def add(self, part: _ToolCallPart) -> None:
-        self.id = self.id or part.id
+        self.id = self.id or part.id or None
         function = part.function or _Function()
         self.name = self.name or function.name or ""
         if isinstance(function.arguments, dict):
@@ -345,7 +345,7 @@ class _PendingCall:
     def starts_another(self, part: _ToolCallPart, *, indexed: bool) -> bool:
         """Does ``part`` begin another call? A part carrying a different id does, whatever
         its index says; without an index, so does any id after an id-less call."""
-        if part.id is None or part.id == self.id:
+        if not part.id or part.id == self.id:  # vLLM sends id "" on continuation parts
             return False
         return self.id is not None or not indexed
 
