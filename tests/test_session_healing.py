@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -276,12 +275,15 @@ def test_plain_text_gets_a_bounded_number_of_nudges(tmp_path: Path, http: httpx.
     assert "plain text" in stubborn.of(ev.SessionFailed)[0].reason
 
 
-def test_reasoning_is_recorded_but_not_sent_back(tmp_path: Path, http: httpx.Client) -> None:
+def test_reasoning_is_recorded_and_sent_back_under_its_field(
+    tmp_path: Path, http: httpx.Client
+) -> None:
+    """DeepSeek's thinking mode answers 400 unless reasoning_content comes back (issue 14)."""
     turns = [Turn(tool_calls=[WRITE], reasoning="let me think"), Turn(tool_calls=[FINISH])]
     run = run_session(tmp_path, http, turns)
     assert run.of(ev.ModelResponded)[0].message.reasoning == "let me think"
     second = run.server.requests[1].body
-    assert "let me think" not in json.dumps(second["messages"])
+    assert second["messages"][2]["reasoning_content"] == "let me think"
 
 
 def test_an_invalid_plan_goes_back_to_the_model(tmp_path: Path, http: httpx.Client) -> None:
