@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from ocactors.actors.mission import load_log, open_new_mission, record_resume
+from ocactors.claim import claim_workspace
 from ocactors.common import EXIT_FAILED, EXIT_OK, UsageError, add_workspace, workspace_of
 from ocactors.events import (
     MissionPaths,
@@ -77,16 +78,18 @@ def run_task(args: argparse.Namespace) -> int:
     if not args.goal.strip():
         raise UsageError("the goal is empty; say what the mission should achieve")
     settings = _settings(args, session_limits(workspace))
-    launch = launch_for(workspace, args, make_view(args.json))
-    paths, journal = open_new_mission(
-        workspace,
-        args.goal.strip(),
-        settings,
-        lambda p, mission: open_journal(p, mission, args.durability),
-    )
-    print(f"mission {paths.id} in {workspace}", file=sys.stderr)
-    print(f"settings: {describe_settings(settings)}", file=sys.stderr)
-    return run_logged_mission(launch, paths, journal)
+    with claim_workspace(workspace) as claim:
+        launch = launch_for(workspace, args, make_view(args.json))
+        paths, journal = open_new_mission(
+            workspace,
+            args.goal.strip(),
+            settings,
+            lambda p, mission: open_journal(p, mission, args.durability),
+        )
+        claim.name(paths.id)
+        print(f"mission {paths.id} in {workspace}", file=sys.stderr)
+        print(f"settings: {describe_settings(settings)}", file=sys.stderr)
+        return run_logged_mission(launch, paths, journal)
 
 
 def _settings(args: argparse.Namespace, limits: Limits) -> MissionSettings:
@@ -137,19 +140,21 @@ def run_resume(args: argparse.Namespace) -> int:
     _check_ttl(args)
     workspace = workspace_of(args)
     paths = resolve_mission(workspace, args.mission)
-    journal = open_journal(paths.events, paths.id, args.durability)
-    try:
-        state = load_log(paths.events).commander
-        if state.phase == "sealed":
-            print(f"mission {paths.id} is already SEALED; nothing to do")
-            return EXIT_OK
-        launch = launch_for(workspace, args, make_view(args.json))
-    except BaseException:
-        journal.close()
-        raise
-    record_resume(journal, "resume", _raised_caps(state.settings, args))
-    print(f"mission {paths.id} resumed in {workspace}", file=sys.stderr)
-    return run_logged_mission(launch, paths, journal)
+    with claim_workspace(workspace) as claim:
+        journal = open_journal(paths.events, paths.id, args.durability)
+        try:
+            state = load_log(paths.events).commander
+            if state.phase == "sealed":
+                print(f"mission {paths.id} is already SEALED; nothing to do")
+                return EXIT_OK
+            launch = launch_for(workspace, args, make_view(args.json))
+        except BaseException:
+            journal.close()
+            raise
+        claim.name(paths.id)
+        record_resume(journal, "resume", _raised_caps(state.settings, args))
+        print(f"mission {paths.id} resumed in {workspace}", file=sys.stderr)
+        return run_logged_mission(launch, paths, journal)
 
 
 def _raised_caps(settings: MissionSettings, args: argparse.Namespace) -> MissionSettings | None:
