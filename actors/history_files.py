@@ -182,8 +182,8 @@ class FileHistory:
                     continue
                 later = [s for s in snapshots[mine[-1] + 1 :] if path in s.files]
                 who = next((f"task {s.task_id}" for s in later if s.task_id != task), None)
-                expected = (later or [snapshots[i]])[-1].content(path)
-                steps[path] = Step(path, before, expected, later=who)
+                own = [snapshots[j] for j in mine if path in snapshots[j].files]
+                steps[path] = Step(path, before, own[-1].content(path), later=who)
         return list(steps.values())
 
     def _paths(self) -> list[str]:

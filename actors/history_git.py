@@ -294,15 +294,16 @@ class GitHistory:
         mine = [i for i, c in enumerate(commits) if c.task_id == task]
         if not mine:
             raise self._no_task(task, commits)
-        base, tip = self._need_baseline(), self.git.text("rev-parse", self.ref)
+        base = self._need_baseline()
         steps: dict[str, Step] = {}
         for i in mine:
             for rel in self._changed(f"{commits[i].commit}^", commits[i].commit):
                 if rel in steps:
                     continue
                 target = self._target(f"{commits[i].commit}^", base, rel)
+                after = self._content(commits[mine[-1]].commit, rel)
                 later = _later(commits[mine[-1] + 1 :], task, rel, self)
-                steps[rel] = Step(rel, target, self._content(tip, rel), later=later)
+                steps[rel] = Step(rel, target, after, later=later)
         return list(steps.values())
 
     def _target(self, commit: str, base: str, rel: str) -> Content | None:

@@ -189,18 +189,14 @@ def _already(current: Content | None, target: Content | None, where: Path) -> bo
 def _why_keep(step: Step, current: Content | None, force: bool) -> str | None:
     if step.blocker is not None:
         return step.blocker
-    if force:
+    expected = step.expected
+    if force or isinstance(expected, Unknown):
+        return None
+    if (expected is None and current is None) or (expected and expected.same_as(current)):
         return None
     if step.later is not None:
         return f"changed again later by {step.later} (undo that first, or use --force)"
-    expected = step.expected
-    if isinstance(expected, Unknown):
-        return None
-    if expected is None and current is None:
-        return None
-    if expected is None or not expected.same_as(current):
-        return "changed since the mission wrote it (use --force to restore anyway)"
-    return None
+    return "changed since the mission wrote it (use --force to restore anyway)"
 
 
 def _put_back(
