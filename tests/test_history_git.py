@@ -301,14 +301,18 @@ def conflicted(root: Path, how: str) -> Path:
     """A repository stopped in the middle of a merge, cherry-pick or rebase, with conflicts."""
     repo = dirty_repo(root)
     git(repo, "stash", "-q", "-u")
+    if how == "stash":  # conflicts in the index, and no operation under way
+        write(repo, {"owned.py": b"ours\n"})
+        git(repo, "commit", "-qam", "ours")
+        git(repo, "stash", "pop", check=False)
+        return repo
     git(repo, "checkout", "-q", "-b", "theirs")
     write(repo, {"owned.py": b"theirs\n"})
     git(repo, "commit", "-qam", "theirs")
     git(repo, "checkout", "-q", "main")
     write(repo, {"owned.py": b"ours\n"})
     git(repo, "commit", "-qam", "ours")
-    command = {"merge": ["merge"], "cherry-pick": ["cherry-pick"], "rebase": ["rebase"]}[how]
-    git(repo, *command, "theirs", check=False)
+    git(repo, how, "theirs", check=False)
     return repo
 
 
@@ -318,6 +322,7 @@ def conflicted(root: Path, how: str) -> Path:
         ("merge", "a merge is in progress"),
         ("cherry-pick", "a cherry-pick is in progress"),
         ("rebase", "a rebase"),
+        ("stash", "the index has unresolved conflicts"),
     ],
 )
 def test_a_repository_in_the_middle_of_an_operation_falls_back(
@@ -333,7 +338,7 @@ def test_a_repository_in_the_middle_of_an_operation_falls_back(
     assert "new.py" in mission.history.diff()
     assert mission.history.undo().complete
     assert tree(repo) == before and user_state(repo) == state
-    git(repo, f"{how}", "--abort")
+    git(repo, "reset", "-q", "--merge") if how == "stash" else git(repo, how, "--abort")
     resumed = start_history(repo, mission.paths.root, mission.id)
     assert resumed.kind == "files"  # what it wrote is not in git: it keeps its file history
 
@@ -360,4 +365,13 @@ def test_without_git_on_path_the_file_history_is_used(
     reader = open_history(repo, mission.paths.root, mission.id)
     assert reader.kind == "files" and "owned.py" in reader.diff()
     assert reader.undo().complete
+    assert tree(repo) == before
+
+
+def test_an_ignored_file_a_task_rewrites_comes_back_instead_of_being_removed(repo: Path) -> None:
+    before = tree(repo)
+    mission = FakeMission(repo)
+    mission.task("T1", {"build.log": b"rewritten by the task\n"})  # ignored: not in the baseline
+    assert "build.log" in mission.history.diff()
+    assert mission.history.undo().complete
     assert tree(repo) == before
