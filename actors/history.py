@@ -20,8 +20,9 @@ from __future__ import annotations
 from contextlib import suppress
 from pathlib import Path
 
+from ocactors.actors.gitrepo import Repo, exclude_missions, find_repo, unusable
 from ocactors.actors.history_files import FileHistory
-from ocactors.actors.history_git import GitHistory, Repo, exclude_missions, find_repo, unusable
+from ocactors.actors.history_git import GitHistory
 from ocactors.actors.history_model import (
     FileChange,
     History,

@@ -65,7 +65,9 @@ def run_tasks(mission: FakeMission) -> dict[str, str]:
     return {
         "T1": mission.task("T1", {"owned.py": owned + b"def h():\n    return 3\n"}),
         "T2": mission.task("T2", {"pkg/new.py": b"NEW = 1\n", "lib.py": None}),
-        "T3": mission.task("T3", {"data.bin": bytes(range(256)) * 4, "notes.txt": b"edited"}),
+        "T3": mission.task(
+            "T3", {"data.bin": bytes(range(256)) * 4, "notes.txt": b"edited \xe9 latin-1"}
+        ),
         "F1": mission.task("F1", {"owned.py": owned + b"def h():\n    return 4\n"}),
     }
 
