@@ -61,10 +61,42 @@ class Snapshot:
 Span = tuple[str, Content | Unknown | None, Content | None]  # path, before, after
 
 
+@dataclass(frozen=True)
+class Ledger:
+    """The file baseline and the snapshots, read once per operation."""
+
+    root: Path
+    mission_dir: Path
+    writes: dict[str, bool]  # path -> existed before the mission
+    snapshots: list[Snapshot]
+
+    def paths(self) -> list[str]:
+        """Every file the mission wrote or a task recorded."""
+        return sorted({*self.writes, *(p for s in self.snapshots for p in s.files)})
+
+    def before(self, path: str, upto: int = 0) -> Content | Unknown | None:
+        """Before the mission, or before snapshot ``upto`` (the last earlier one holding it)."""
+        for snap in reversed(self.snapshots[:upto]):
+            if path in snap.files:
+                return snap.content(path)
+        existed = self.writes.get(path)
+        if existed is None:
+            return ANY
+        return baseline_copy(self.mission_dir, path) if existed else None
+
+    def last(self, path: str, within: list[Snapshot] | None = None) -> Snapshot | None:
+        """The last snapshot (of all, or of ``within``) that holds ``path``."""
+        for snap in reversed(self.snapshots if within is None else within):
+            if path in snap.files:
+                return snap
+        return None
+
+
 class FileHistory:
     """The history of one mission kept in its folder; ``reason`` says why not git."""
 
     kind = "files"
+    ref: str | None = None
 
     def __init__(self, workspace: Path, mission_dir: Path, mission_id: str, reason: str) -> None:
         self.root = workspace
@@ -76,6 +108,9 @@ class FileHistory:
     def begin(self) -> None:
         """Nothing to take: ``BaselineRecorder`` copies each file before its first write."""
         self.tasks_dir.mkdir(parents=True, exist_ok=True)
+
+    def baseline(self) -> None:
+        """No commit: the baseline is the copies under ``baseline/``."""
 
     def snapshots(self) -> list[Snapshot]:
         """The finished tasks, oldest first (half-written snapshots are not listed)."""
@@ -142,79 +177,68 @@ class FileHistory:
 
     # -- spans ----------------------------------------------------------------------------
 
+    def _ledger(self) -> Ledger:
+        return Ledger(
+            self.root, self.mission_dir, recorded_writes(self.mission_dir), self.snapshots()
+        )
+
     def _spans(self, task: str | None) -> list[Span]:
+        book = self._ledger()
         if task is None:
-            return [(p, self._before(p), self._last(p)) for p in self._paths()]
-        snapshots = self.snapshots()
-        spans: list[Span] = []
-        for i, snap in enumerate(snapshots):
-            if snap.task_id == task:
-                spans += [(p, self._before(p, snapshots[:i]), snap.content(p)) for p in snap.files]
-        if not spans and not any(s.task_id == task for s in snapshots):
-            raise self._no_task(task, snapshots)
-        return spans
+            return [(p, book.before(p), self._left(p, book)) for p in book.paths()]
+        mine = self._mine(task, book)
+        return [
+            (p, book.before(p, i), book.snapshots[i].content(p))
+            for i in mine
+            for p in book.snapshots[i].files
+        ]
 
     def _mission_steps(self) -> list[Step]:
+        book = self._ledger()
         steps = []
-        for path in self._paths():
-            before = self._before(path)
-            last = [s for s in self.snapshots() if path in s.files]
-            expected = last[-1].content(path) if last else ANY
+        for path in book.paths():
+            before = book.before(path)
             if isinstance(before, Unknown):
                 steps.append(Step(path, None, blocker=NO_RECORD))
             else:
-                steps.append(Step(path, before, expected))
+                last = book.last(path)
+                steps.append(Step(path, before, last.content(path) if last else ANY))
         return steps
 
     def _task_steps(self, task: str) -> list[Step]:
-        snapshots = self.snapshots()
-        mine = [i for i, s in enumerate(snapshots) if s.task_id == task]
-        if not mine:
-            raise self._no_task(task, snapshots)
+        book = self._ledger()
+        mine = self._mine(task, book)
         steps: dict[str, Step] = {}
         for i in mine:
-            for path in snapshots[i].files:
-                before = self._before(path, snapshots[:i])
+            for path in book.snapshots[i].files:
+                before = book.before(path, i)
                 if path in steps:
                     continue
                 if isinstance(before, Unknown):
                     steps[path] = Step(path, None, blocker=NO_RECORD)
                     continue
-                later = [s for s in snapshots[mine[-1] + 1 :] if path in s.files]
-                who = next((f"task {s.task_id}" for s in later if s.task_id != task), None)
-                own = [snapshots[j] for j in mine if path in snapshots[j].files]
-                steps[path] = Step(path, before, own[-1].content(path), later=who)
+                later = book.snapshots[mine[-1] + 1 :]
+                who = next((f"task {s.task_id}" for s in later if path in s.files), None)
+                own = book.last(path, book.snapshots[: mine[-1] + 1]) or book.snapshots[i]
+                steps[path] = Step(path, before, own.content(path), later=who)
         return list(steps.values())
 
-    def _paths(self) -> list[str]:
-        paths = set(recorded_writes(self.mission_dir))
-        for snap in self.snapshots():
-            paths.update(snap.files)
-        return sorted(paths)
-
-    def _before(self, path: str, earlier: list[Snapshot] | None = None) -> Content | Unknown | None:
-        """The content before the mission (or before a task: the last earlier snapshot)."""
-        for snap in reversed(earlier or []):
-            if path in snap.files:
-                return snap.content(path)
-        existed = recorded_writes(self.mission_dir).get(path)
-        if existed is None:
-            return ANY
-        return baseline_copy(self.mission_dir, path) if existed else None
-
-    def _last(self, path: str) -> Content | None:
+    def _left(self, path: str, book: Ledger) -> Content | None:
         """What the mission left: its last snapshot of the file, else the file now."""
-        for snap in reversed(self.snapshots()):
-            if path in snap.files:
-                return snap.content(path)
-        return read_current(self.root / path)
+        last = book.last(path)
+        return last.content(path) if last else read_current(self.root / path)
+
+    def _mine(self, task: str, book: Ledger) -> list[int]:
+        mine = [i for i, s in enumerate(book.snapshots) if s.task_id == task]
+        if not mine:
+            known = ", ".join(dict.fromkeys(s.task_id for s in book.snapshots)) or "none yet"
+            raise HistoryError(
+                f"mission {self.mission_id} has no record of task {task!r} ({known})"
+            )
+        return mine
 
     def _same_now(self, snap: Snapshot) -> bool:
         return all(_same(snap.content(p), read_current(self.root / p)) for p in snap.files)
-
-    def _no_task(self, task: str, snapshots: list[Snapshot]) -> HistoryError:
-        known = ", ".join(dict.fromkeys(s.task_id for s in snapshots)) or "none yet"
-        return HistoryError(f"mission {self.mission_id} has no record of task {task!r} ({known})")
 
 
 def _same(a: Content | None, b: Content | None) -> bool:

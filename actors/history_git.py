@@ -166,16 +166,16 @@ class GitHistory:
         mine = [i for i, c in enumerate(commits) if c.task_id == task]
         if not mine:
             raise self._no_task(task, commits)
-        base = self._need_baseline()
+        base, last = self._need_baseline(), commits[mine[-1]].commit
+        later = [(c.task_id, set(self.changed_by(c.commit))) for c in commits[mine[-1] + 1 :]]
         steps: dict[str, Step] = {}
         for i in mine:
-            for rel in self._changed(f"{commits[i].commit}^", commits[i].commit):
+            for rel in self.changed_by(commits[i].commit):
                 if rel in steps:
                     continue
                 target = self._target(f"{commits[i].commit}^", base, rel)
-                after = self._content(commits[mine[-1]].commit, rel)
-                later = _later(commits[mine[-1] + 1 :], task, rel, self)
-                steps[rel] = Step(rel, target, after, later=later)
+                who = next((f"task {t}" for t, paths in later if rel in paths), None)
+                steps[rel] = Step(rel, target, self._content(last, rel), later=who)
         return list(steps.values())
 
     def _target(self, commit: str, base: str, rel: str) -> Content | None:
@@ -246,7 +246,7 @@ class GitHistory:
         user_index = self.repo.git_path("index")
         try:
             if user_index.is_file():
-                shutil.copyfile(user_index, self.index)  # its stat data spares re-hashing
+                shutil.copy2(user_index, self.index)  # its mtime too: racy-git checks
             self._add_all()
         except (GitError, OSError):
             self.index.unlink(missing_ok=True)  # e.g. a split index: start from nothing
@@ -327,13 +327,6 @@ def _parse_commits(raw: str) -> Iterator[TaskCommit]:
         found = {m[1]: m[2] for line in last.splitlines() if (m := TRAILER.match(line))}
         if "Ocactors-Task" in found:
             yield TaskCommit(found["Ocactors-Task"], sha, body.split("\n", 1)[0])
-
-
-def _later(commits: Sequence[TaskCommit], task: str, rel: str, history: GitHistory) -> str | None:
-    for commit in commits:
-        if commit.task_id != task and rel in history.changed_by(commit.commit):
-            return f"task {commit.task_id}"
-    return None
 
 
 def _fields(raw: bytes) -> list[str]:

@@ -92,11 +92,18 @@ class TaskCommit:
 class History(Protocol):
     """A mission's history; ``reason`` says why a file history stands in for git."""
 
-    kind: str
-    reason: str | None
+    kind: str  # "git" or "files"
+    reason: str | None  # why the file history stands in for git (None: git)
+
+    @property
+    def ref(self) -> str | None:
+        """``refs/ocactors/<mission-id>``, None for a file history."""
 
     def begin(self) -> str | None:
         """Take (or find) the baseline; its commit id, None for a file history."""
+
+    def baseline(self) -> str | None:
+        """The baseline commit, None for a file history (or before ``begin``)."""
 
     def commit_task(self, task_id: str, title: str, files: Iterable[str]) -> str:
         """Record the task's files as they are now; idempotent for a resume."""

@@ -340,7 +340,7 @@ def test_a_repository_in_the_middle_of_an_operation_falls_back(
     assert "new.py" in mission.history.diff()
     assert mission.history.undo().complete
     assert tree(repo) == before and user_state(repo) == state
-    git(repo, "reset", "-q", "--merge") if how == "stash" else git(repo, how, "--abort")
+    git(repo, "reset", "-q") if how == "stash" else git(repo, how, "--abort")
     resumed = start_history(repo, mission.paths.root, mission.id)
     assert resumed.kind == "files"  # what it wrote is not in git: it keeps its file history
 
