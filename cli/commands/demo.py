@@ -36,7 +36,7 @@ from ocactors.tools import ShellConfig, WebConfig
 from ocactors.view import make_view
 
 DEMO = "demo"
-PACE_S = 0.3  # per model turn, so the live view can be followed
+PACE_S = 3.0  # per model turn: about 40 s in all, time to attach `ocactors monitor`
 
 
 def register(sub: Any) -> None:
@@ -50,7 +50,15 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--dir", metavar="DIR", help="scratch workspace (default: a new temp dir)")
     p.add_argument("--json", action="store_true", help="print every event as a JSON line")
-    p.add_argument("--fast", action="store_true", help="no pause between model turns")
+    speed = p.add_mutually_exclusive_group()
+    speed.add_argument(
+        "--pace",
+        type=_pace,
+        default=PACE_S,
+        metavar="SECONDS",
+        help=f"pause before each model answer (default {PACE_S:g}: about 40 s in all)",
+    )
+    speed.add_argument("--fast", action="store_true", help="no pause (same as --pace 0)")
     p.set_defaults(func=run_demo)
 
 
@@ -60,7 +68,7 @@ def run_demo(args: argparse.Namespace) -> int:
         events = list(read_events(demo / "mission.jsonl"))
         workspace = _prepare(args.dir, demo / "project")
     started = next(e for e in events if isinstance(e, MissionStarted))
-    pace = 0.0 if args.fast else PACE_S
+    pace = 0.0 if args.fast else args.pace
     with ScriptedModelServer(script_from_log(events, pace)) as server, httpx.Client() as http:
         launch = _launch(workspace, server, http, make_view(args.json))
         paths, journal = open_new_mission(
@@ -71,19 +79,42 @@ def run_demo(args: argparse.Namespace) -> int:
         )
         print(f"demo mission {paths.id} in {workspace}", file=sys.stderr)
         print(f"settings: {describe_settings(started.settings)}", file=sys.stderr)
+        if pace:
+            print(
+                f"watch from another terminal: ocactors monitor {paths.id[:15]} -C {workspace}",
+                file=sys.stderr,
+            )
         code = run_logged_mission(launch, paths, journal)
-    _next_steps(workspace, paths.id, paths.events)
+    _next_steps(workspace, paths.id)
     return code
 
 
+def _pace(text: str) -> float:
+    """``--pace``: a number of seconds, 0 to 60."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= seconds <= 60:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 60 seconds, not {text}")
+    return seconds
+
+
 def _prepare(target: str | None, project: Path) -> Path:
+    """A scratch workspace holding the demo project; a bad ``--dir`` is a one-line error."""
     if target is None:
         workspace = Path(tempfile.mkdtemp(prefix="ocactors-demo-"))
     else:
         workspace = Path(target).expanduser().resolve()
-        if workspace.exists() and any(workspace.iterdir()):
+        if workspace.exists() and not workspace.is_dir():
+            raise UsageError(f"--dir {target} is a file; give a new or empty directory")
+        if workspace.is_dir() and any(workspace.iterdir()):
             raise UsageError(f"{workspace} is not empty; give --dir a new or empty directory")
-    shutil.copytree(project, workspace, dirs_exist_ok=True)
+    try:
+        shutil.copytree(project, workspace, dirs_exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise UsageError(f"cannot create the demo workspace {workspace}: {reason}") from None
     return workspace
 
 
@@ -100,10 +131,11 @@ def _launch(workspace: Path, server: ScriptedModelServer, http: httpx.Client, vi
     )
 
 
-def _next_steps(workspace: Path, mission: str, log: Path) -> None:
+def _next_steps(workspace: Path, mission: str) -> None:
+    """What to try next (the log's path was just printed with the outcome)."""
     short = mission[:15]
     print(
-        f"\nworkspace: {workspace}\nlog:       {log}\n\ntry next:\n"
+        f"\nworkspace: {workspace}\n\ntry next:\n"
         f"  ocactors tail {short} -C {workspace}\n"
         f"  ocactors status {short} -C {workspace}\n"
         f"  ocactors replay {short} --until 40 -C {workspace}\n"
