@@ -6,6 +6,7 @@ wrapped shows up longer than the terminal is wide.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shlex
@@ -25,9 +26,9 @@ from ocactors.dashboard import render
 from ocactors.describe import line
 from ocactors.events import Journal, create_mission_dir, list_missions, read_events
 from ocactors.events import catalogue as ev
-from ocactors.events.catalogue import MissionSettings, TaskSpec
+from ocactors.events.catalogue import TaskSpec
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
 STATES = "pending|running|interrupted|done|failed"
 ROW = re.compile(rf"^\s*(\S+)\s+({STATES})(\s|$)")
@@ -109,6 +110,7 @@ def building(screen: Screen) -> bool:
     )
 
 
+@needs_tmux
 @pytest.mark.parametrize("size", [(80, 24), (100, 30), (200, 50)])
 def test_the_demo_dashboard_fits_the_terminal(
     tmp_path: Path, tmux: Tmux, size: tuple[int, int]
@@ -129,6 +131,7 @@ def test_the_demo_dashboard_fits_the_terminal(
     assert set(rows.values()) <= set(STATES.split("|"))  # its state
 
 
+@needs_tmux
 def test_monitor_attached_from_a_second_terminal_fits_80x24(tmp_path: Path, tmux: Tmux) -> None:
     workspace = tmp_path / "demo"
     demo = [sys.executable, "-m", "ocactors", "demo", "--dir", str(workspace), "--pace", "0.4"]
@@ -190,10 +193,9 @@ def test_a_crowded_frame_keeps_running_tasks_and_says_how_many_more(
 ) -> None:
     state, recent = crowded
     width, height = size
-    console = Console(width=width, height=height, record=True, file=open("/dev/null", "w"))
+    console = Console(width=width, height=height, record=True, file=io.StringIO())
     console.print(render(state, recent))
     frame = console.export_text().splitlines()
-    console.file.close()
     assert len(frame) <= height - 1  # a frame as tall as the screen scrolls its top away
     assert all(cell_len(row) <= width for row in frame)
     rows = dict(task_rows(frame))
