@@ -56,7 +56,7 @@ def complete(parser: argparse.ArgumentParser) -> None:
     for action in _actions(parser):
         if action.dest == "mission":
             action.completer = mission_ids  # type: ignore[attr-defined]
-    argcomplete.autocomplete(parser)
+    argcomplete.autocomplete(parser, always_complete_options=False)  # options after a '-'
 
 
 def mission_ids(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> list[str]:
