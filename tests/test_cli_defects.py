@@ -16,6 +16,7 @@ import pytest
 from ocactors.cli import build_parser
 from ocactors.events import Journal, create_mission_dir, list_missions, read_events
 from ocactors.events import catalogue as ev
+from ocactors.events.catalogue import event_type
 
 OCACTORS = [sys.executable, "-m", "ocactors"]
 BIN = Path(sys.executable).parent
@@ -87,22 +88,43 @@ def test_the_sealed_line_counts_iterations_once(demo: tuple[Path, str]) -> None:
     assert "SEALED" in done.stdout and "4 tasks" in done.stdout
 
 
-def test_ctrl_c_is_not_logged_as_ocactors_stop(tmp_path: Path) -> None:
-    workspace = tmp_path / "ws"
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A paced demo stopped with Ctrl-C once its Commander runs: workspace and stderr."""
+    workspace = tmp_path_factory.mktemp("interrupted") / "ws"
     with subprocess.Popen(
         [*OCACTORS, "demo", "--pace", "2", "--dir", str(workspace)],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
     ) as process:
-        assert process.stdout is not None
+        assert process.stdout is not None and process.stderr is not None
         assert "mission.started" in process.stdout.readline()
         assert "iteration.started" in process.stdout.readline()  # the Commander runs
         process.send_signal(signal.SIGINT)
         process.stdout.read()
-        assert process.wait(timeout=30) == 130
+        stderr = process.stderr.read()
+        assert process.wait(timeout=30) == 130, stderr
+    return workspace, stderr
+
+
+def test_ctrl_c_is_not_logged_as_ocactors_stop(interrupted: tuple[Path, str]) -> None:
+    workspace, _ = interrupted
     done = ocactors("tail", "-C", str(workspace), "--type", "control.received")
     assert "interrupted" in done.stdout and "ocactors stop" not in done.stdout, done.stdout
+
+
+def test_a_stopped_demo_resumes_offline_as_it_suggests(interrupted: tuple[Path, str]) -> None:
+    workspace, stderr = interrupted
+    suggested = next(line for line in stderr.splitlines() if "--resume" in line).split()
+    assert suggested[:3] == ["ocactors", "demo", "--resume"]
+    done = ocactors(*suggested[1:], "--fast", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert event_type(list(read_events(list_missions(workspace)[0].events))[-1]) == (
+        "mission.sealed"
+    )
+    again = ocactors(*suggested[1:], "--fast")
+    assert again.returncode == 2 and "already SEALED" in again.stderr
 
 
 # --- elapsed time ---------------------------------------------------------------------------
