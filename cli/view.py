@@ -8,6 +8,7 @@ view is a journal subscriber; it folds the events it sees, so it shows what the 
 from __future__ import annotations
 
 import os
+import queue
 import sys
 import threading
 from collections import deque
@@ -64,42 +65,74 @@ class QuietConsole(Console):
 class PlainView:
     """One line per notable event, flushed at once (readable in CI logs).
 
-    It is called on the Commander's thread, inside ``Journal.append``: it must never raise,
-    so a reader that goes away (``| head -1``) only ends the output, never the mission.
+    It is called on the Commander's thread, inside ``Journal.append``, so it only queues the
+    line: a writer thread does the writing.  A reader that stops reading (``| less`` on its
+    first page, a full pipe) then never holds the mission up, and one that goes away
+    (``| head -1``) only ends the output.  ``close`` waits until every line is written, as any
+    Unix writer does; the mission has ended by then.
     """
 
     def __init__(self, out: IO[str] | None = None) -> None:
         self.out = out or sys.stdout
         self.closed = False
+        self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
 
     def __call__(self, event: Record) -> None:
-        """Journal subscriber: print notable events."""
+        """Journal subscriber: queue notable events."""
         if event_type(event) in NOTABLE:
-            self._write(line(event))
+            self._lines.put(line(event))
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._writer = threading.Thread(target=self._drain, daemon=True, name="view-writer")
+        self._writer.start()
+
+    def close(self) -> None:
+        """Wait (Ctrl-C still ends the wait) until every queued line is written."""
+        self._lines.put(None)
+        if self._writer is None:
+            self._drain()
+            return
+        while self._writer.is_alive():
+            self._writer.join(timeout=0.2)
+
+    def _drain(self) -> None:
+        while (text := self._lines.get()) is not None:
+            self._write(text)
 
     def _write(self, text: str) -> None:
         if self.closed:
             return
         try:
-            print(text, file=self.out, flush=True)
+            _write_line(self.out, text)
         except (OSError, ValueError):  # EPIPE, EIO of a hung-up terminal, a closed file
             self.closed = True
             if self.out is sys.stdout:
                 silence_stdout()
 
-    def start(self) -> None:
-        """Nothing to set up."""
 
-    def close(self) -> None:
-        """Nothing to tear down."""
+def _write_line(out: IO[str], text: str) -> None:
+    """Straight to the file descriptor when there is one, so a write blocked on a full pipe
+    holds no lock of ``sys.stdout`` (which the interpreter needs at exit)."""
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):  # io.StringIO and friends
+        out.write(text + "\n")
+        out.flush()
+        return
+    out.flush()
+    data = (text + "\n").encode(getattr(out, "encoding", None) or "utf-8", "replace")
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 class JsonView(PlainView):
     """Every event as the JSON line the log holds."""
 
     def __call__(self, event: Record) -> None:
-        """Journal subscriber: print the event's JSON."""
-        self._write(msgspec.json.encode(event).decode())
+        """Journal subscriber: queue the event's JSON."""
+        self._lines.put(msgspec.json.encode(event).decode())
 
 
 class LiveView:

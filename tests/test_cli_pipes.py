@@ -6,9 +6,12 @@ Two ways to lose the reader: our end of the pipe closed before the command write
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,3 +137,32 @@ def test_read_commands_exit_quietly_on_a_closed_pipe(finished: Path, command: li
 def test_read_commands_into_head_1(finished: Path, command: list[str]) -> None:
     code, stderr, first = head_1([*OCACTORS, *command, "-C", str(finished)])
     assert (code, stderr) == (0, "") and first
+
+
+def sealed(workspace: Path) -> bool:
+    missions = list_missions(workspace) if workspace.is_dir() else []
+    return bool(missions) and any(
+        event_type(e) == "mission.sealed" for e in read_events(missions[0].events, strict=False)
+    )
+
+
+def test_a_reader_that_stops_reading_does_not_hold_the_mission_up(tmp_path: Path) -> None:
+    workspace = tmp_path / "demo"
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)  # full after a few JSON lines
+    with subprocess.Popen(
+        [*OCACTORS, "demo", "--fast", "--json", "--dir", str(workspace)],
+        stdout=write_end,
+        stderr=subprocess.DEVNULL,
+    ) as process:
+        os.close(write_end)
+        deadline = time.monotonic() + 20
+        while not sealed(workspace) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        sealed_unread = sealed(workspace)  # nobody has read a byte yet
+        with os.fdopen(read_end, "rb") as reader:
+            output = reader.read().decode().splitlines()
+        assert process.wait(timeout=30) == 0
+    assert sealed_unread
+    assert json.loads(output[-1])["type"] == "mission.sealed"  # and nothing was lost
+    assert [json.loads(line)["seq"] for line in output] == list(range(1, len(output) + 1))
