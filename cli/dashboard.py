@@ -40,7 +40,7 @@ PHASE_STYLE = {"sealed": "bold green", "failed": "bold red", "stopped": "bold ye
 # Which tasks stay on screen when not all fit: running ones, then trouble, then the most
 # recent (later iterations, later in the plan), then what is still to come.
 SHOW_FIRST = {"running": 0, "failed": 1, "interrupted": 1, "done": 2, "pending": 3}
-MIN_LINES = {"tasks": 4, "sessions": 3, "events": 3}  # a section smaller than this is hidden
+MIN_LINES = {"tasks": 4, "sessions": 4, "events": 3}  # a section smaller than this is hidden
 GAP = "  "
 
 
@@ -104,6 +104,8 @@ def share(room: int, wants: dict[str, int]) -> dict[str, int]:
         least = min(want, MIN_LINES[name])
         if 0 < least <= room:
             grant[name], room = least, room - least
+        elif 0 < least and all(g == 0 for g in grant.values()):
+            grant[name], room = room, 0  # a tiny screen: what is left, for the first section
     while room > 0 and any(0 < grant[n] < wants[n] for n in wants):
         for name in wants:
             if room > 0 and 0 < grant[name] < wants[name]:
@@ -148,7 +150,7 @@ def _header_pieces(state: MissionState, now: float | None) -> list[str]:
 
 def _task_lines(state: MissionState, width: int, room: int, now: float | None) -> list[Text]:
     tasks = list(state.tasks.values())
-    shown = tasks if len(tasks) < room else _most_relevant(tasks, max(room - 2, 1))
+    shown = tasks if len(tasks) < room else _most_relevant(tasks, max(room - 2, 0))
     columns = _task_columns(shown, width)
     lines = [_cut(_row(columns, ("task", "state", "try", "files", "title / summary")), width)]
     lines[0].stylize("bold")
@@ -195,7 +197,7 @@ def _row(widths: tuple[int, ...], cells: Sequence[str]) -> Text:
 def _session_lines(
     sessions: list[SessionInfo], width: int, room: int, now: float | None
 ) -> list[Text]:
-    shown = sessions if len(sessions) <= room - 2 else sessions[: max(room - 3, 1)]
+    shown = sessions if len(sessions) <= room - 2 else sessions[: max(room - 3, 0)]
     name_w = max([7, *(len(s.session) for s in shown)])
     widths = (name_w, 9, 7, max(width - name_w - 16 - 3 * len(GAP), 0))
     lines = [Text("sessions", style="bold"), _row(widths, ("session", "role", "elapsed", "step"))]

@@ -204,3 +204,29 @@ def test_a_crowded_frame_keeps_running_tasks_and_says_how_many_more(
     more = next(row for row in frame if row.startswith("+"))
     assert f"+{40 - len(rows)} more" in more
     assert "RUNNING" not in frame[1] and "BUILDING" in frame[1]
+
+
+@pytest.mark.parametrize("size", [(40, 12), (60, 16), (30, 10)])
+def test_a_small_terminal_still_gets_a_frame_that_fits(
+    crowded: tuple[MissionState, list[str]], size: tuple[int, int]
+) -> None:
+    state, recent = crowded
+    width, height = size
+    console = Console(width=width, height=height, record=True, file=io.StringIO())
+    console.print(render(state, recent))
+    frame = console.export_text().splitlines()
+    assert len(frame) <= height - 1 and all(cell_len(row) <= width for row in frame)
+    assert any(row.startswith("+") and "more" in row for row in frame)
+
+
+def test_every_size_from_40x10_to_220x60_fits(crowded: tuple[MissionState, list[str]]) -> None:
+    state, recent = crowded
+    for width in (40, 57, 80, 99, 133, 220):
+        for height in (10, 13, 24, 31, 60):
+            console = Console(width=width, height=height, record=True, file=io.StringIO())
+            console.print(render(state, recent))
+            frame = console.export_text().splitlines()
+            assert len(frame) <= height - 1, (width, height)
+            assert all(cell_len(row) <= width for row in frame), (width, height)
+            if width >= 80 and height >= 24:
+                assert "BUILDING" in frame[1] and any(HEADER.match(row) for row in frame)
