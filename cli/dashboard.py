@@ -104,7 +104,7 @@ def share(room: int, wants: dict[str, int]) -> dict[str, int]:
         least = min(want, MIN_LINES[name])
         if 0 < least <= room:
             grant[name], room = least, room - least
-        elif 0 < least and all(g == 0 for g in grant.values()):
+        elif least > 0 and all(g == 0 for g in grant.values()):
             grant[name], room = room, 0  # a tiny screen: what is left, for the first section
     while room > 0 and any(0 < grant[n] < wants[n] for n in wants):
         for name in wants:
