@@ -7,22 +7,19 @@ as binary with their size, never dumped into the conversation.
 from __future__ import annotations
 
 import fnmatch
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 
 from ocactors.tools.errors import ToolError
+from ocactors.tools.listing import walk_files
 from ocactors.tools.spec import ToolContext, ToolSpec
 from ocactors.tools.workspace import Workspace
 
 MAX_LINES = 400
 MAX_LINE_CHARS = 2000
 MAX_LISTED = 500
-SKIP_DIRS = frozenset(
-    {".git", ".opencode", "node_modules", "__pycache__", ".venv", "venv", ".mypy_cache"}
-)
 
 
 class ReadFile(msgspec.Struct, kw_only=True):
@@ -155,32 +152,49 @@ def _lf(text: str) -> str:
 
 
 def list_files(ctx: ToolContext, args: ListFiles) -> str:
-    """Files under ``path`` matching ``pattern`` (recursive), skipping tool-private folders."""
+    """Files under ``path`` matching ``pattern`` (recursive), as git sees the repository."""
     root = ctx.workspace.resolve_read(args.path)
     if not root.is_dir():
         raise ToolError(f"{args.path} is not a directory")
-    found = walk_files(root, ctx.workspace, args.pattern)
-    shown = found[:MAX_LISTED]
-    more = f"\n[... {len(found) - MAX_LISTED} more]" if len(found) > MAX_LISTED else ""
-    return ("\n".join(shown) or f"no files match {args.pattern!r} under {args.path}") + more
+    found = workspace_files(ctx.workspace, root, args.pattern)
+    if not found:
+        return f"no files match {args.pattern!r} under {args.path}{NOT_LISTED}"
+    if len(found) <= MAX_LISTED:
+        return "\n".join(found)
+    more = (
+        f"[... {len(found) - MAX_LISTED} more files: narrow it with a folder as path or a pattern]"
+    )
+    return "\n".join([*found[:MAX_LISTED], more])
 
 
-def walk_files(root: Path, workspace: Workspace, pattern: str) -> list[str]:
-    """Files under ``root`` matching ``pattern``; links that lead out are left out."""
+NOT_LISTED = (
+    " (what git ignores, virtualenvs, dependency and build folders are not listed; "
+    "read_file still reads them)"
+)
+
+
+def workspace_files(workspace: Workspace, root: Path, pattern: str) -> list[str]:
+    """Files under ``root`` matching ``pattern`` as the repository's developers see them.
+
+    What git ignores (or ``.gitignore`` outside git), virtualenvs, dependency and build
+    folders are left out (:mod:`ocactors.tools.listing`), and so are links that lead out.
+    """
     out: list[str] = []
-    for current, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
-        for name in sorted(files):
-            path = Path(current) / name
-            rel = path.relative_to(workspace.root).as_posix()
-            if not glob_match(pattern, name, rel, path.relative_to(root).as_posix()):
-                continue
-            try:
-                workspace.resolve_read(rel)
-            except ToolError:
-                continue
+    under = workspace.relative(root)
+    for rel in walk_files(workspace.root, under):
+        name = rel.rsplit("/", 1)[-1]
+        inner = rel if under == "." else rel[len(under) + 1 :]
+        if glob_match(pattern, name, rel, inner) and _confined(workspace, rel):
             out.append(rel)
     return out
+
+
+def _confined(workspace: Workspace, rel: str) -> bool:
+    try:
+        workspace.resolve_read(rel)
+    except ToolError:
+        return False
+    return True
 
 
 def glob_match(pattern: str, name: str, *paths: str) -> bool:
