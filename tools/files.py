@@ -20,6 +20,7 @@ from ocactors.tools.workspace import Workspace
 MAX_LINES = 400
 MAX_LINE_CHARS = 2000
 MAX_LISTED = 500
+NOTE_ROOM = 200
 
 
 class ReadFile(msgspec.Struct, kw_only=True):
@@ -88,30 +89,41 @@ def read_text(path: Path, rel: str) -> str:
 
 
 def read_file(ctx: ToolContext, args: ReadFile) -> str:
-    """Lines ``start_line`` .. ``start_line + max_lines - 1``, numbered."""
+    """Lines ``start_line`` .. ``start_line + max_lines - 1``, numbered, within the size cap.
+
+    Capped by lines and by characters (a file of long lines would otherwise fill a context
+    window in one call); the note says which line to start from to read on.
+    """
     path = ctx.workspace.resolve_read(args.path)
     check_text_file(path, args.path)
     start = max(args.start_line, 1)
-    chunk, total = _read_range(path, start, min(max(args.max_lines, 1), MAX_LINES))
+    count = min(max(args.max_lines, 1), MAX_LINES)
+    budget = ctx.shell.result_limit - NOTE_ROOM
+    chunk, total = _read_range(path, start, count, budget)
     if total == 0:
         return f"{args.path} is empty"
     if not chunk:
         raise ToolError(f"start_line {start} is past the end of {args.path} ({total} lines)")
     end = start + len(chunk) - 1
-    body = "\n".join(f"{n:>5}  {_clip(line)}" for n, line in enumerate(chunk, start=start))
     note = f"[{args.path}: lines {start}-{end} of {total}]"
     if end < total:
         note += f" (more: read_file with start_line={end + 1})"
-    return f"{body}\n{note}"
+    return "\n".join([*chunk, note])
 
 
-def _read_range(path: Path, start: int, count: int) -> tuple[list[str], int]:
-    """Lines ``start`` .. ``start + count - 1`` and the number of lines in the file."""
+def _read_range(path: Path, start: int, count: int, budget: int) -> tuple[list[str], int]:
+    """Numbered lines from ``start``: at most ``count`` of them and ``budget`` characters (one
+    line at least), and the number of lines in the file."""
     chunk: list[str] = []
-    total = 0
+    total = used = 0
+    full = False
     for total, line in enumerate(iter_lines(path), start=1):
-        if start <= total < start + count:
-            chunk.append(line)
+        if start <= total < start + count and not full:
+            numbered = f"{total:>5}  {_clip(line)}"
+            full = bool(chunk) and used + len(numbered) + 1 > budget
+            if not full:
+                chunk.append(numbered)
+                used += len(numbered) + 1
     return chunk, total
 
 
@@ -208,7 +220,11 @@ def glob_match(pattern: str, name: str, *paths: str) -> bool:
 
 
 READ_FILE = ToolSpec(
-    "read_file", "Read a text file (numbered lines, in ranges).", ReadFile, read_file
+    "read_file",
+    "Read a text file (numbered lines, in ranges).",
+    ReadFile,
+    read_file,
+    "read_file the same path with a later start_line, or fewer max_lines",
 )
 WRITE_FILE = ToolSpec(
     "write_file", "Write a whole file (only files you own).", WriteFile, write_file
@@ -220,5 +236,9 @@ EDIT_FILE = ToolSpec(
     edit_file,
 )
 LIST_FILES = ToolSpec(
-    "list_files", "List files under a folder matching a glob pattern.", ListFiles, list_files
+    "list_files",
+    "List files under a folder matching a glob pattern.",
+    ListFiles,
+    list_files,
+    "give a folder as path, or a narrower pattern",
 )

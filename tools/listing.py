@@ -299,6 +299,7 @@ def _fit(items: Iterable[str], room: int) -> list[str]:
 
 
 ELISION = 60  # room kept for a "... N more folders" line
+FILES_LINE = 300  # at most this much for the names of one folder's files
 
 
 class _MapBody:
@@ -308,15 +309,33 @@ class _MapBody:
         self.room = room
         self.opened: dict[str, list[_Folder]] = {}
         self.elided: dict[str, tuple[int, int]] = {}
+        self.names: dict[str, str] = {}
 
     def open(self, tree: _Folder) -> None:
-        """Open the root, then keep opening the shown folder with most code while room lasts."""
+        """Open the root, then keep opening the shown folder with most code while room lasts;
+        room left over names the files of the shown folders, those with most code first."""
         heap: list[tuple[int, int, str, _Folder]] = [(0, 0, "", tree)]
+        shown: list[_Folder] = []
         while heap and self.room > ELISION:
             folder = heapq.heappop(heap)[3]
             for child in self._show(folder):
+                shown.append(child)
                 if child.folders:
                     heapq.heappush(heap, (-child.code, -child.total, child.path, child))
+        for folder in sorted(shown, key=lambda f: (-f.code, -f.total, f.path)):
+            self._name_files(folder)
+
+    def _name_files(self, folder: _Folder) -> None:
+        if not folder.files or self.room < FILES_LINE // 2:
+            return
+        indent = "  " * len(PurePosixPath(folder.path).parts)
+        names = _fit(sorted(folder.files), min(self.room, FILES_LINE) - len(indent) - 30)
+        more = (
+            f" (+{len(folder.files) - len(names)} more)" if len(names) < len(folder.files) else ""
+        )
+        if names:
+            self.names[folder.path] = f"{indent}{', '.join(names)}{more}"
+            self.room -= len(self.names[folder.path]) + 1
 
     def _show(self, folder: _Folder) -> list[_Folder]:
         """As many subfolders as fit (keeping room to count the rest)."""
@@ -339,6 +358,8 @@ class _MapBody:
         """The shown folders in tree order, each under its parent."""
         for child in self.opened.get(folder.path, []):
             yield _line(child)
+            if child.path in self.names:
+                yield self.names[child.path]
             yield from self.render(child)
         if folder.path in self.elided:
             count, total = self.elided[folder.path]

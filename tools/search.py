@@ -117,6 +117,7 @@ def grep_tool(timeout_s: float = GREP_TIMEOUT_S) -> ToolSpec:
         "Search text files for a regular expression (Python syntax); `file:line: text`.",
         Grep,
         partial(grep, timeout_s=timeout_s),
+        "give a narrower pattern, or a folder or file as path",
     )
 
 
