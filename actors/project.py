@@ -377,7 +377,8 @@ def _from_toml(options: Any) -> PytestConfig:
 
 
 def _mentions_django(options: Mapping[str, Any]) -> bool:
-    return "DJANGO_SETTINGS_MODULE" in str(options) or "--ds" in str(options.get("addopts", ""))
+    text = str(options).lower()  # configparser lowercases keys
+    return "django_settings_module" in text or "--ds" in text
 
 
 def _is_django(workspace: Path) -> bool:
@@ -473,7 +474,7 @@ def _maven_check(workspace: Path) -> Check | None:
     return Check("maven", "./mvnw test" if (workspace / "mvnw").is_file() else "mvn -B test")
 
 
-JUST_TEST = re.compile(r"^@?test(\s[^:=]*)?:(?!=)", re.MULTILINE)
+JUST_TEST = re.compile(r"^@?test(?:\s[^\n:]*)?:(?!=)", re.MULTILINE)
 
 
 def _just_check(workspace: Path) -> Check | None:
