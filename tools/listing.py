@@ -134,7 +134,7 @@ class _VenvCache:
 class _Ignores:
     """The ``.gitignore`` rules met so far, each with the folder it applies below."""
 
-    rules: list[tuple[str, pathspec.PathSpec]] = field(default_factory=list)
+    rules: list[tuple[str, pathspec.GitIgnoreSpec]] = field(default_factory=list)
 
     def load(self, root: Path, folder: str) -> None:
         """Add ``folder/.gitignore`` (``folder`` relative to ``root``) if there is one."""
