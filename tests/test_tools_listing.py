@@ -4,6 +4,7 @@ skip-list, the repository map, and every tool result within its size cap."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -123,7 +124,8 @@ def plain(tmp_path: Path) -> Path:
     write(root, "keep.log")
     write(root, "out/r.txt")
     write(root, "docs/out.txt")  # a file called out is not the folder out/
-    write(root, "sub/.gitignore", "*.tmp\n")
+    write(root, "sub/.gitignore", "*.tmp\n!wanted.log\n")  # deeper rules win
+    write(root, "sub/wanted.log")
     write(root, "sub/t.tmp")
     write(root, "sub/inner/u.tmp")
     write(root, "sub/inner/v.py")
@@ -145,12 +147,13 @@ def test_outside_git_gitignore_files_skip_list_and_virtualenvs_apply(plain: Path
         "other/t.tmp",
         "sub/.gitignore",
         "sub/inner/v.py",
+        "sub/wanted.log",
     ]
 
 
 def test_outside_git_a_subfolder_keeps_the_rules_above_it(plain: Path) -> None:
     assert walk_files(plain, "sub/inner") == ["sub/inner/v.py"]
-    assert walk_files(plain, "sub") == ["sub/.gitignore", "sub/inner/v.py"]
+    assert walk_files(plain, "sub") == ["sub/.gitignore", "sub/inner/v.py", "sub/wanted.log"]
 
 
 # --- the size cap -----------------------------------------------------------------------
@@ -203,30 +206,46 @@ def test_a_single_line_longer_than_the_cap_is_still_shown_cut(tmp_path: Path) ->
 SOURCE_FOLDERS = ("mylib/core", "mylib/sets", "mylib/solvers", "mylib/utils")
 
 
-def make_big(root: Path, gitignore: bool) -> None:
+def make_big(root: Path) -> None:
     """5,000 files: 2,000 the developers read, 3,000 in ignored folders."""
-    for i in range(1600):
-        write(root, f"{SOURCE_FOLDERS[i % 4]}/m{i:04}.py", f"needle = {i}\n")
-    for i in range(300):
-        write(root, f"doc/src/page{i:03}.rst", "needle\n")
-    for i in range(96):
-        write(root, f"mylib/tests/test_{i:03}.py", "needle\n")
-    for name in ("README.md", "setup.py", "pyproject.toml"):
-        write(root, name)
-    write(root, ".gitignore" if gitignore else "LICENSE", GITIGNORE)
-    make_venv_folder(root, "env")  # two files
+    files = {f"{SOURCE_FOLDERS[i % 4]}/m{i:04}.py": f"needle = {i}\n" for i in range(1600)}
+    files |= {f"doc/src/page{i:03}.rst": "needle\n" for i in range(300)}
+    files |= {f"mylib/tests/test_{i:03}.py": "needle\n" for i in range(96)}
+    files |= {name: "x\n" for name in ("README.md", "setup.py", "pyproject.toml")}
+    files[".gitignore"] = GITIGNORE
+    files["env/pyvenv.cfg"] = "home = /usr/bin\n"  # a virtualenv
     for folder, count in IGNORED_COUNTS.items():
-        for i in range(count - 2 * (folder == "env")):
-            write(root, f"{folder}/pkg{i % 7}/f{i:04}.py", "IGNORED_MARK needle\n")
+        for i in range(count - (folder == "env")):
+            files[f"{folder}/pkg{i % 7}/f{i:04}.py"] = "IGNORED_MARK needle\n"
+    write_many(root, files)
+
+
+def write_many(root: Path, files: dict[str, str]) -> None:
+    """Many files quickly: each folder made once."""
+    for folder in {os.path.dirname(rel) for rel in files}:
+        os.makedirs(root / folder, exist_ok=True)
+    for rel, text in files.items():
+        with open(root / rel, "w") as handle:
+            handle.write(text)
+
+
+@pytest.fixture(scope="module")
+def big_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("big") / "tree"
+    make_big(root)
+    return root
 
 
 @pytest.fixture(scope="module", params=["git", "gitignore", "bare"])
-def big(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp(f"big-{request.param}")
-    make_big(root, gitignore=request.param != "bare")
+def big(request: pytest.FixtureRequest, big_tree: Path) -> Path:
+    """The big tree in a git work tree (files untracked), outside git, and outside git with
+    no .gitignore at all (the skip-list alone); hard-linked copies, made in a blink."""
+    root = big_tree.parent / request.param
+    subprocess.run(["cp", "-al", str(big_tree), str(root)], check=True, timeout=60)
+    if request.param == "bare":
+        (root / ".gitignore").rename(root / "LICENSE")
     if request.param == "git":
         git(root, "init", "-q")
-        git(root, "add", "-A")
     return root
 
 
@@ -277,12 +296,18 @@ def test_a_small_repository_is_shown_whole_and_an_empty_one_says_so(tmp_path: Pa
     assert repo_map(tmp_path) == "a.md\nb/x.py"
 
 
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """400 top-level files and 400 top-level folders, each four deep."""
+    root = tmp_path_factory.mktemp("wide")
+    files = {f"top_level_file_{i:03}.txt": "" for i in range(400)}
+    write_many(root, files | {f"folder_{i:03}/deep/er/still/f.py": "" for i in range(400)})
+    return root
+
+
 @pytest.mark.parametrize("budget", [600, 2000, 6000])
-def test_the_map_stays_within_budget_whatever_the_shape(tmp_path: Path, budget: int) -> None:
-    for i in range(400):
-        write(tmp_path, f"top_level_file_{i:03}.txt")
-        write(tmp_path, f"folder_{i:03}/deep/er/still/f.py")
-    view = repo_map(tmp_path, budget)
+def test_the_map_stays_within_budget_whatever_the_shape(wide: Path, budget: int) -> None:
+    view = repo_map(wide, budget)
     assert len(view) <= budget
     assert "more folders" in view and "(+" in view
 
