@@ -106,6 +106,19 @@ def test_git_view_of_a_subfolder_and_of_a_folder_named_like_a_glob(repo: Path) -
     assert walk_files(repo / "pkg") == [".gitignore", "mod.py"]
 
 
+def test_an_ignored_folder_asked_for_by_name_is_listed(repo: Path, plain: Path) -> None:
+    assert walk_files(repo, "out") == ["out/result.txt"]
+    assert walk_files(repo, ".tox") == [".tox/py311/x.py"]
+    assert walk_files(plain, "node_modules") == ["node_modules/dep/index.js"]
+    assert walk_files(plain, "out") == ["out/r.txt"]
+    write(plain, "node_modules/dep/node_modules/inner/i.js")
+    assert walk_files(plain, "node_modules/dep") == ["node_modules/dep/index.js"]
+    assert walk_files(repo, "env") == walk_files(repo, "env/lib") == []
+    assert walk_files(repo, ".opencode") == walk_files(repo, ".opencode/missions") == []
+    output, is_error = call(box(repo), "grep", pattern="x", path="out")
+    assert (output, is_error) == ("out/result.txt:1: x", False)
+
+
 def test_a_tracked_virtualenv_or_mission_log_still_never_appears(repo: Path) -> None:
     git(repo, "add", "-f", "env", ".opencode")
     listed = walk_files(repo)

@@ -73,11 +73,24 @@ def walk_files(root: Path, under: str = ".") -> list[str]:
 
     Paths are POSIX, relative to ``root``, sorted as git sorts them.  Only files (a link to a
     file counts) are listed: a tracked file deleted from disk, a submodule or a FIFO is not.
+    An ignored folder named as ``under`` is listed all the same (its own subfolders pruned).
     """
     root = Path(root)
     listed = _git_files(root, under)
     found = _walk_outside_git(root, under) if listed is None else listed
+    if not found and under not in ("", ".") and (root / under).is_dir():
+        found = _asked_by_name(root, under)
     return sorted(set(found))
+
+
+def _asked_by_name(root: Path, under: str) -> list[str]:
+    """A folder asked for by name is listed even if ignored (``node_modules/dep``, ``build``):
+    the model wants to look inside it; the folders in it are still pruned.  Never ``.git``,
+    ``.opencode`` or a virtualenv."""
+    start = PurePosixPath(os.path.normpath(under)).as_posix()
+    if _private(start + "/x") or _VenvCache(root).inside(start + "/x"):
+        return []
+    return list(_walk(root, start, _Ignores()))
 
 
 def _git_files(root: Path, under: str) -> list[str] | None:
