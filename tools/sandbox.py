@@ -180,9 +180,8 @@ def prepare(
     network: bool = False,
     env: Mapping[str, str] | None = None,
     protect: Iterable[str] = (),
-    cwd: Path | None = None,
 ) -> Prepared:
-    """How to start ``command`` (a shell command line) confined to ``workspace``.
+    """How to start ``command`` (a shell command line) confined to ``workspace``, run in it.
 
     ``writable``: the workspace is writable (minus ``.git``/``.opencode`` and ``protect``, paths
     relative to it); ``backend``: "bwrap", "landlock" or None (no sandbox, the environment is
@@ -191,20 +190,31 @@ def prepare(
     root = Path(workspace).resolve()
     if backend not in (*BACKENDS, None):
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)} or None, not {backend!r}")
-    shell = (
-        ["/bin/bash", "-c", command] if Path("/bin/bash").exists() else ["/bin/sh", "-c", command]
-    )
+    shell = ["/bin/bash" if Path("/bin/bash").exists() else "/bin/sh", "-c", command]
     base = os.environ if env is None else env
     if backend is None:
         return Prepared(shell, command_env(base, network=network, home=None), None)
+    private = None if backend == "bwrap" else _private_dir()
+    home, tmp = (BWRAP_HOME, "/tmp") if private is None else (f"{private}/home", f"{private}/tmp")
+    environment = command_env(base, network=network, home=home, tmp=tmp)
+    if not writable or backend == "landlock":  # the workspace root takes no new folder
+        environment["PYTEST_ADDOPTS"] = f"-o cache_dir={tmp}/.pytest_cache"
     private_dirs, key_files = find_private(root)
     fixed = sorted({*private_dirs, *_inside(root, protect)})
     hidden = [*_host_hidden(base), *key_files]
-    if backend == "bwrap":
-        environment = command_env(base, network=network, home=BWRAP_HOME, tmp="/tmp")
-        argv = _bwrap(shell, root, writable, network, fixed, hidden, cwd or root, environment)
-        return Prepared(argv, environment, backend)
-    return _landlock_prepared(shell, root, writable, network, fixed, hidden, base)
+    if private is None:
+        argv = _bwrap(shell, root, writable, network, fixed, hidden, environment)
+    else:
+        argv = _landlock_argv(shell, root, writable, network, fixed, hidden, private)
+    return Prepared(argv, environment, backend, private)
+
+
+def _private_dir() -> Path:
+    """A fresh folder on the host holding the command's HOME and temp dir (Landlock)."""
+    private = Path(tempfile.mkdtemp(prefix="ocactors-cmd-"))
+    (private / "home").mkdir()
+    (private / "tmp").mkdir()
+    return private
 
 
 def command_env(
@@ -288,7 +298,6 @@ def _bwrap(
     network: bool,
     fixed: list[str],
     hidden: list[str],
-    cwd: Path,
     env: Mapping[str, str],
 ) -> list[str]:
     """bwrap's argv: read-only machine, private /tmp, the workspace, then what stays fixed."""
@@ -302,7 +311,7 @@ def _bwrap(
         argv += ["--ro-bind", path, path]
     for path in hidden:
         argv += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
-    return [*argv, "--chdir", str(cwd), "--", *shell]
+    return [*argv, "--chdir", str(root), "--", *shell]
 
 
 def _rebind_under_tmp(env: Mapping[str, str]) -> list[str]:
@@ -324,28 +333,23 @@ def _top_under_tmp(path: str) -> str | None:
 # --- Landlock -----------------------------------------------------------------------------
 
 
-def _landlock_prepared(
+def _landlock_argv(
     shell: list[str],
     root: Path,
     writable: bool,
     network: bool,
     fixed: list[str],
     hidden: list[str],
-    base: Mapping[str, str],
-) -> Prepared:
-    """The launcher's argv; a private dir on the host for HOME and the temp dir."""
-    private = Path(tempfile.mkdtemp(prefix="ocactors-cmd-"))
-    (private / "home").mkdir()
-    (private / "tmp").mkdir()
-    env = command_env(base, network=network, home=str(private / "home"), tmp=str(private / "tmp"))
+    private: Path,
+) -> list[str]:
+    """The launcher's argv: the handled rights, then the rules, then the command."""
     abi = landlock.abi_version()
     rules = _landlock_rules(root, writable, private, fixed, hidden)
     net = 0 if network or abi < 4 else landlock.NET_BIND_TCP | landlock.NET_CONNECT_TCP
     scoped = landlock.SCOPE_ABSTRACT_UNIX_SOCKET | landlock.SCOPE_SIGNAL if abi >= 6 else 0
     head = [_base_python(), "-I", "-S", str(LAUNCHER), str(os.getpid())]
     head += [str(landlock.supported(abi)), str(net), str(scoped), str(len(rules))]
-    argv = [*head, *(f"{rights}:{path}" for rights, path in rules), *shell]
-    return Prepared(argv, env, "landlock", private)
+    return [*head, *(f"{rights}:{path}" for rights, path in rules), *shell]
 
 
 def _landlock_rules(
