@@ -125,18 +125,23 @@ def test_a_worker_overwriting_files_outside_its_lease_is_undone(root: Path, back
 def test_writing_outside_the_workspace_reaches_nothing(
     root: Path, backend: str, tmp_path: Path
 ) -> None:
+    tag = secrets.token_hex(4)
     outside = tmp_path / "outside.txt"
-    home_file = Path.home() / f"ocactors-sandbox-test-{os.getpid()}"
-    tmp_file = Path(f"/tmp/ocactors-sandbox-test-{os.getpid()}")
+    home_file = Path.home() / f"ocactors-sandbox-test-{tag}"
+    tmp_file = Path(f"/tmp/ocactors-sandbox-test-{tag}")
+    etc_file = Path(f"/etc/ocactors-sandbox-test-{tag}")
     py = sys.executable
     command = (
         f"{py} -c \"open('{tmp_file}', 'w').write('x')\"; sh -c 'echo x > {outside}'; "
-        f"echo x > {home_file}; echo x > /etc/ocactors-test; echo x >> ~/.bashrc; true"
+        f"echo x > {home_file}; echo x > {etc_file}; echo x >> ~/.bashrc; true"
     )
-    done = run(root, command, backend)
-    assert done.returncode == 0
-    for path in (outside, home_file, tmp_file, Path("/etc/ocactors-test")):
-        assert not path.exists(), f"{path} was written by a sandboxed command"
+    try:
+        assert run(root, command, backend).returncode == 0
+        for path in (outside, home_file, tmp_file, etc_file):
+            assert not path.exists(), f"{path} was written by a sandboxed command"
+    finally:
+        for path in (home_file, tmp_file, etc_file):
+            path.unlink(missing_ok=True)
 
 
 def test_the_log_git_and_config_cannot_be_changed_at_any_depth(root: Path, backend: str) -> None:

@@ -4,30 +4,32 @@
 Three processes, so that nothing the command starts outlives it (there is no PID namespace):
 
 - the launcher (this process: the runner's child, leader of the group the runner kills on a
-  timeout) dies with ocactors (``PR_SET_PDEATHSIG``), forks the reaper and exits with its status;
+  timeout) dies with ocactors (``PR_SET_PDEATHSIG``), drops every capability (root included),
+  applies the Landlock rules, forks the reaper and exits with its status;
 - the reaper, in a session of its own so that killing the launcher's group spares it, is a child
   subreaper: whatever the command leaves behind (``setsid nohup x &``, double forks) is
   reparented to it.  When the command ends, or the launcher dies, it SIGKILLs every descendant,
   reaps them and exits with the command's status (128 + N for a signal);
-- the command: it dies with the reaper, drops every capability (root included), restricts
-  itself with Landlock (so it can neither ptrace nor signal the reaper or ocactors, both
-  outside its domain) and execs.
+- the command: it dies with the reaper and enters a Landlock domain nested in the reaper's, so
+  it can neither ptrace nor signal the reaper (nor ocactors), then execs.
 
-Run isolated (``-I -S``, by the base interpreter): nothing from the workspace or a virtualenv's
-site-packages runs before the rules are in force.  Imports only ``os``, ``signal``, ``sys`` and
-the sibling ``landlock.py``, loaded by path.
+The rules are applied once, before the forks, and the children run as little Python as they
+can: a fork of an interpreter costs in copied pages what it touches.  Run isolated (``-I -S``,
+by the base interpreter): nothing from the workspace or a virtualenv's site-packages runs before
+the rules are in force.  Imports only ``_signal``, ``os``, ``sys`` and the sibling
+``landlock.py``.
 """
 
 from __future__ import annotations
 
+import _signal as signal  # type: ignore[import-not-found]  # C module: `signal` costs 3 ms
 import os
-import signal
 import sys
 from types import ModuleType
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
-DEFAULT_SIGNALS = ("SIGPIPE", "SIGXFSZ", "SIGINT", "SIGTERM")
+DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM)
 
 
 class _Stop(Exception):
@@ -35,7 +37,7 @@ class _Stop(Exception):
 
 
 def main(argv: list[str]) -> int:
-    """Start the reaper and return its status."""
+    """Confine this process, start the reaper and return its status."""
     parent, fs, net, scoped, count = (int(x) for x in argv[:5])
     rules = [_rule(text) for text in argv[5 : 5 + count]]
     command = argv[5 + count :]
@@ -43,10 +45,16 @@ def main(argv: list[str]) -> int:
     landlock.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:
         return 137  # ocactors died before we were ready
+    try:
+        landlock.drop_capabilities()
+        landlock.restrict(rules, fs, net, scoped)
+    except OSError as error:
+        os.write(2, f"ocactors sandbox: cannot confine the command: {error}\n".encode())
+        return 126
     launcher = os.getpid()
     reaper = os.fork()
     if reaper == 0:
-        _reaper(landlock, launcher, (rules, fs, net, scoped), command)
+        _reaper(landlock, launcher, scoped, command)
     return _exit_code(os.waitpid(reaper, 0)[1])
 
 
@@ -56,20 +64,15 @@ def _rule(text: str) -> tuple[int, str]:
 
 
 def _load_landlock() -> ModuleType:
-    """The sibling landlock.py, by path (``-I`` leaves the script's folder off sys.path)."""
-    import importlib.util
+    """The sibling landlock.py (``-I`` leaves the script's folder off sys.path; appended, it
+    cannot shadow the standard library)."""
+    sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+    import landlock  # type: ignore[import-not-found,unused-ignore]
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "landlock.py")
-    spec = importlib.util.spec_from_file_location("_ocactors_landlock", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return landlock  # type: ignore[no-any-return,unused-ignore]
 
 
-def _reaper(
-    landlock: ModuleType, launcher: int, policy: tuple[object, ...], command: list[str]
-) -> None:
+def _reaper(landlock: ModuleType, launcher: int, scoped: int, command: list[str]) -> None:
     """Run the command, then kill whatever it left; never returns."""
     code = 137
     try:
@@ -80,7 +83,7 @@ def _reaper(
         if os.getppid() == launcher:
             child = os.fork()
             if child == 0:
-                _command(landlock, policy, command)
+                _command(landlock, scoped, command)
             code = _exit_code(os.waitpid(child, 0)[1])
     except _Stop:
         pass
@@ -94,14 +97,14 @@ def _raise_stop(signum: int, frame: object) -> None:
     raise _Stop
 
 
-def _command(landlock: ModuleType, policy: tuple[object, ...], command: list[str]) -> None:
-    """Landlock this process, then exec the command; never returns."""
+def _command(landlock: ModuleType, scoped: int, command: list[str]) -> None:
+    """A Landlock domain nested in the reaper's (it cannot ptrace or signal the reaper, or
+    ocactors), then exec the command; never returns."""
     try:
-        for name in DEFAULT_SIGNALS:
-            signal.signal(getattr(signal, name), signal.SIG_DFL)
+        for signum in DEFAULT_SIGNALS:
+            signal.signal(signum, signal.SIG_DFL)
         landlock.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        landlock.drop_capabilities()
-        landlock.restrict(*policy)
+        landlock.restrict([], landlock.MAKE_BLOCK, 0, scoped)
         os.execv(command[0], command)
     except BaseException as error:
         os.write(2, f"ocactors sandbox: cannot start the command: {error}\n".encode())

@@ -318,7 +318,7 @@ def _rebind_under_tmp(env: Mapping[str, str]) -> list[str]:
     """Interpreters and virtualenvs living under /tmp stay visible (read-only) over its tmpfs."""
     roots = {sys.prefix, sys.base_prefix, env.get("VIRTUAL_ENV", "")}
     roots |= set(env.get("PATH", "").split(os.pathsep))
-    keep = sorted({_top_under_tmp(p) for p in roots if p} - {None})
+    keep = sorted({top for path in roots if path and (top := _top_under_tmp(path))})
     return [arg for path in keep for arg in ("--ro-bind", path, path)]
 
 
