@@ -397,12 +397,12 @@ def test_the_environment_comes_from_an_allow_list() -> None:
         "OPENAI_API_KEY": KEY, "GITHUB_TOKEN": KEY, "LC_SECRET": KEY, "AWS_PROFILE": "x",
         "HTTPS_PROXY": "http://proxy:3128", "HOME": "/nonexistent",
     }  # fmt: skip
-    env = sandbox.command_env(base, network=False, home="/h", tmp="/t")
+    env = sandbox.allowed_env(base, network=False, home="/h", tmp="/t")
     assert env == {
         "PATH": "/usr/bin", "LANG": "C.UTF-8", "LC_ALL": "C", "VIRTUAL_ENV": "/v",
         "TERM": "xterm", "HOME": "/h", "TMPDIR": "/t", "TMP": "/t", "TEMP": "/t",
     }  # fmt: skip
-    assert sandbox.command_env(base, network=True, home=None)["HTTPS_PROXY"] == base["HTTPS_PROXY"]
+    assert sandbox.allowed_env(base, network=True, home=None)["HTTPS_PROXY"] == base["HTTPS_PROXY"]
 
 
 def test_choosing_a_backend(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

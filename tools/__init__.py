@@ -4,12 +4,22 @@
   ``.opencode/`` or ``.git/``; writes only inside the lease);
 - :class:`ToolSpec` is a function plus the msgspec Struct of its arguments (the schema the
   model sees is derived from it); :class:`Toolbox` runs them and never raises;
-- files, search, shell and web hold the tools; :mod:`~ocactors.tools.toolsets` the sets per role.
+- files, search, shell and web hold the tools; :mod:`~ocactors.tools.toolsets` the sets per role;
+- :mod:`~ocactors.tools.sandbox` confines every command (bubblewrap or Landlock) and
+  :class:`LeaseGuard` puts back what a command changed outside its lease.
 
 Errors are drawn in :mod:`ocactors.tools.errors`.  This package imports nothing else of ours.
 """
 
 from ocactors.tools.errors import ConfinementError, ToolError
+from ocactors.tools.lease_guard import LeaseGuard, LeaseReport, Snapshot
+from ocactors.tools.sandbox import (
+    Prepared,
+    SandboxUnavailable,
+    detect_backend,
+    prepare,
+    require_backend,
+)
 from ocactors.tools.shell import cap_output, command_env
 from ocactors.tools.spec import (
     ProcessGroups,
@@ -25,8 +35,13 @@ from ocactors.tools.workspace import Workspace
 
 __all__ = [
     "ConfinementError",
+    "LeaseGuard",
+    "LeaseReport",
+    "Prepared",
     "ProcessGroups",
+    "SandboxUnavailable",
     "ShellConfig",
+    "Snapshot",
     "ToolContext",
     "ToolError",
     "ToolResult",
@@ -36,7 +51,10 @@ __all__ = [
     "Workspace",
     "cap_output",
     "command_env",
+    "detect_backend",
     "planner_tools",
+    "prepare",
+    "require_backend",
     "reviewer_tools",
     "worker_tools",
 ]

@@ -193,10 +193,10 @@ def prepare(
     shell = ["/bin/bash" if Path("/bin/bash").exists() else "/bin/sh", "-c", command]
     base = os.environ if env is None else env
     if backend is None:
-        return Prepared(shell, command_env(base, network=network, home=None), None)
+        return Prepared(shell, allowed_env(base, network=network, home=None), None)
     private = None if backend == "bwrap" else _private_dir()
     home, tmp = (BWRAP_HOME, "/tmp") if private is None else (f"{private}/home", f"{private}/tmp")
-    environment = command_env(base, network=network, home=home, tmp=tmp)
+    environment = allowed_env(base, network=network, home=home, tmp=tmp)
     if not writable or backend == "landlock":  # the workspace root takes no new folder
         environment["PYTEST_ADDOPTS"] = f"-o cache_dir={tmp}/.pytest_cache"
     private_dirs, key_files = find_private(root)
@@ -217,7 +217,7 @@ def _private_dir() -> Path:
     return private
 
 
-def command_env(
+def allowed_env(
     base: Mapping[str, str], *, network: bool, home: str | None, tmp: str | None = None
 ) -> dict[str, str]:
     """The allow-listed variables of ``base``; HOME/TMPDIR pointing at the private dirs.
