@@ -207,7 +207,8 @@ def test_the_shadow_copies_only_what_changed_and_drops_old_copies(
     (root / "README.md").write_text("edited by a tool between commands\n")
     snap = guard.before([])
     assert len(os.listdir(store)) == 4  # one new copy, the old one deleted
-    guard.after(snap)
+    (root / "README.md").write_text("damaged by the command\n")
+    assert guard.after(snap).paths == ("README.md",)
     assert (root / "README.md").read_text() == "edited by a tool between commands\n"
 
 
