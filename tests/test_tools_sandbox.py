@@ -432,3 +432,15 @@ def test_private_folders_are_found_at_any_depth(root: Path) -> None:
     rel = sorted(Path(p).relative_to(root).as_posix() for p in found)
     assert rel == [".git", ".opencode", "a/b/.git", "wt/.git"]
     assert hidden == [str(root / ".opencode" / "ocactors.toml")]
+
+
+def test_a_file_another_running_task_holds_is_read_only(root: Path, backend: str) -> None:
+    """Parallel workers: the guard leaves B's file to B, so the sandbox must keep A off it."""
+    guard = LeaseGuard(root, root / ".opencode" / "shadow")
+    guard.hold("worker:B", ["calc/sub.py"])
+    snap = guard.before(["calc/add.py"], owner="worker:A")
+    done = run(root, "echo A > calc/add.py; echo A > calc/sub.py", backend, protect=snap.protect)
+    report = guard.after(snap)
+    assert done.returncode != 0 and not report.violated
+    assert (root / "calc" / "add.py").read_text() == "A\n"
+    assert (root / "calc" / "sub.py").read_text() == "def sub(a, b):\n    return a - b\n"

@@ -195,10 +195,7 @@ def prepare(
     if backend is None:
         return Prepared(shell, allowed_env(base, network=network, home=None), None)
     private = None if backend == "bwrap" else _private_dir()
-    home, tmp = (BWRAP_HOME, "/tmp") if private is None else (f"{private}/home", f"{private}/tmp")
-    environment = allowed_env(base, network=network, home=home, tmp=tmp)
-    if not writable or backend == "landlock":  # the workspace root takes no new folder
-        environment["PYTEST_ADDOPTS"] = f"-o cache_dir={tmp}/.pytest_cache"
+    environment = _sandbox_env(base, private, writable, network)
     private_dirs, key_files = find_private(root)
     fixed = sorted({*private_dirs, *_inside(root, protect)})
     hidden = [*_host_hidden(base), *key_files]
@@ -207,6 +204,17 @@ def prepare(
     else:
         argv = _landlock_argv(shell, root, writable, network, fixed, hidden, private)
     return Prepared(argv, environment, backend, private)
+
+
+def _sandbox_env(
+    base: Mapping[str, str], private: Path | None, writable: bool, network: bool
+) -> dict[str, str]:
+    """bwrap's HOME and temp dir live in its own /tmp; Landlock's in ``private`` on the host."""
+    home, tmp = (BWRAP_HOME, "/tmp") if private is None else (f"{private}/home", f"{private}/tmp")
+    env = allowed_env(base, network=network, home=home, tmp=tmp)
+    if not writable or private is not None:  # the workspace root takes no new folder
+        env["PYTEST_ADDOPTS"] = f"-o cache_dir={tmp}/.pytest_cache"
+    return env
 
 
 def _private_dir() -> Path:
