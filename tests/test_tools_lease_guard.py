@@ -253,3 +253,16 @@ def test_the_guard_is_safe_to_share_between_threads(root: Path, guard: LeaseGuar
     for thread in threads:
         thread.join(timeout=30)
     assert not errors
+
+
+def test_write_file_temp_files_of_held_paths_are_left_to_their_writer(
+    root: Path, guard: LeaseGuard
+) -> None:
+    """Another worker's write_file may be between its temp file and its rename right now."""
+    guard.hold("worker:B", ["calc/sub.py"])
+    snap = guard.before(["calc/add.py"], owner="worker:A")
+    (root / "calc" / ".sub.py.0123abcd.tmp").write_text("B's write in flight\n")
+    (root / "calc" / ".README.md.0123abcd.tmp").write_text("not anyone's\n")
+    report = guard.after(snap)
+    assert (root / "calc" / ".sub.py.0123abcd.tmp").exists()
+    assert report.paths == ("calc/.README.md.0123abcd.tmp",)

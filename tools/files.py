@@ -185,7 +185,7 @@ def _stat_or_none(path: Path) -> os.stat_result | None:
 def _create_temp(folder: Path, name: str, previous: os.stat_result | None) -> tuple[int, Path]:
     """An exclusive new file, with the mode and owner of ``previous`` (umask rules a new file)."""
     for _ in range(100):
-        temp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
+        temp = folder / f".{name}.{secrets.token_hex(4)}.tmp"  # lease_guard.WRITE_TEMP knows it
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
         except FileExistsError:

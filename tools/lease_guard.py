@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import stat
 import threading
@@ -50,6 +51,8 @@ PRIVATE_NAMES = frozenset({".git", ".opencode"})
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_LISTED = 20
 FICLONE = 0x40049409
+WRITE_TEMP = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8}\.tmp")
+"""write_file's temp file beside its target (files.write_atomic): part of that target's write."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,7 +364,13 @@ class _Restorer:
         return sorted(self.changes, key=lambda c: c.path)
 
     def _mine(self, rel: str) -> bool:
-        return rel in self.excluded
+        """In the lease or someone else's, or write_file's temp file for such a path."""
+        if rel in self.excluded:
+            return True
+        folder, _, name = rel.rpartition("/")
+        temp = WRITE_TEMP.fullmatch(name)
+        target = temp and (f"{folder}/{temp['name']}" if folder else temp["name"])
+        return bool(target) and target in self.excluded
 
     def _remove_created(self, rel: str, gone: set[str]) -> None:
         entry = self.after[rel]
