@@ -232,7 +232,7 @@ def test_clients_share_a_limiter_per_endpoint_and_model(workspace: Path) -> None
         assert limiter is not None and limiter.max_concurrency == 50  # loopback default
         assert isinstance(clients["worker"], RetryingClient)
         assert isinstance(clients["worker"].inner, OpenAIChatClient)
-        assert http._transport._pool._max_connections == 100  # type: ignore[attr-defined]
+        assert http._transport._direct._pool._max_connections == 100  # type: ignore[attr-defined]
 
 
 def test_anthropic_roles_get_the_anthropic_client(tmp_path: Path) -> None:

@@ -22,12 +22,14 @@ PIECES = 3
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """One assistant reply, provider-neutral; ``usage`` None means "send no usage"."""
+    """One assistant reply, provider-neutral; ``usage`` None means "send no usage";
+    ``finish`` None means the finish reason the answer implies."""
 
     content: str
     calls: list[ToolCall]
     reasoning: str | None
     usage: tuple[int, int] | None
+    finish: str | None = None
 
 
 def pieces(text: str, n: int = PIECES) -> list[str]:
@@ -53,8 +55,11 @@ def sse(data: dict[str, Any] | str, event: str | None = None) -> bytes:
 # --- OpenAI --------------------------------------------------------------------------
 
 
+ANTHROPIC_STOPS = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens"}
+
+
 def openai_finish(answer: Answer) -> str:
-    return "tool_calls" if answer.calls else "stop"
+    return answer.finish or ("tool_calls" if answer.calls else "stop")
 
 
 def openai_usage(usage: tuple[int, int]) -> dict[str, int]:
@@ -153,7 +158,8 @@ def _openai_message(raw: dict[str, Any]) -> ChatMessage:
 
 
 def anthropic_stop(answer: Answer) -> str:
-    return "tool_use" if answer.calls else "end_turn"
+    finish = openai_finish(answer)
+    return ANTHROPIC_STOPS.get(finish, finish)
 
 
 def anthropic_blocks(answer: Answer) -> list[dict[str, Any]]:

@@ -47,6 +47,9 @@ class Turn:
     """One scripted assistant reply; ``tool_calls`` are (name, arguments dict or raw JSON).
 
     ``usage=False`` leaves usage out of the answer (clients must estimate it).
+    ``call_ids`` are the tool calls' ids, in order (a replayed log gives the recorded ones;
+    missing ids are made up as ``call_<turn>_<index>``); ``finish_reason`` overrides the
+    one implied by the answer (``tool_calls`` or ``stop``), in OpenAI's words.
     """
 
     content: str = ""
@@ -55,6 +58,8 @@ class Turn:
     delay_s: float = 0.0
     fault: Fault | None = None
     usage: bool = True
+    call_ids: Sequence[str] = ()
+    finish_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ def scripted_request(protocol: Protocol, headers: dict[str, str], body: Any) -> 
 class _CallSpec(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     arguments: dict[str, Any] | str = {}
+    id: str | None = None
 
 
 class _TurnSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -143,11 +149,13 @@ class _TurnSpec(msgspec.Struct, forbid_unknown_fields=True):
     delay_s: float = 0.0
     fault: Fault | None = None
     usage: bool = True
+    finish_reason: str | None = None
 
 
 def load_script(path: str | Path) -> dict[str, list[Turn]]:
-    """Read ``{"actor-or-pattern": [{"content", "tool_calls": [{"name", "arguments"}],
-    "reasoning", "delay_s", "fault": {"kind", "times", "retry_after", "stall_s"}}]}``."""
+    """Read ``{"actor-or-pattern": [{"content", "tool_calls": [{"name", "arguments", "id"}],
+    "reasoning", "delay_s", "fault": {"kind", "times", "retry_after", "stall_s"},
+    "finish_reason"}]}``."""
     try:
         specs = msgspec.json.decode(Path(path).read_bytes(), type=dict[str, list[_TurnSpec]])
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
@@ -157,4 +165,16 @@ def load_script(path: str | Path) -> dict[str, list[Turn]]:
 
 def _turn(spec: _TurnSpec) -> Turn:
     calls = [(c.name, c.arguments) for c in spec.tool_calls]
-    return Turn(spec.content, calls, spec.reasoning, spec.delay_s, spec.fault, spec.usage)
+    ids = [c.id for c in spec.tool_calls if c.id is not None]
+    if ids and len(ids) != len(calls):
+        raise ScriptError("give every tool call of a turn an id, or none")
+    return Turn(
+        spec.content,
+        calls,
+        spec.reasoning,
+        spec.delay_s,
+        spec.fault,
+        spec.usage,
+        call_ids=ids,
+        finish_reason=spec.finish_reason,
+    )
