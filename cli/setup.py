@@ -20,14 +20,17 @@ import sys
 import tomllib
 from pathlib import Path
 
+import httpx
 import msgspec
 
 from ocactors.actors.models import (
     ConfigError,
     LimiterRegistry,
     ModelFlags,
+    ModelsConfig,
     build_clients,
     make_http_client,
+    preflight,
     resolve_models,
 )
 from ocactors.common import UsageError
@@ -93,6 +96,17 @@ def session_limits(workspace: Path) -> Limits:
     return limits
 
 
+def _preflight(config: ModelsConfig, http: httpx.Client, args: argparse.Namespace) -> None:
+    """Commands that offer ``--no-preflight`` (``task``) check every endpoint first."""
+    if getattr(args, "no_preflight", True):
+        return
+    try:
+        preflight(config, http)
+    except ConfigError as error:
+        http.close()
+        raise UsageError(str(error)) from None
+
+
 def launch_for(workspace: Path, args: argparse.Namespace, view: View) -> Launch:
     """Resolve the models (ConfigError becomes a usage error) and the tool settings."""
     flags = ModelFlags(
@@ -103,6 +117,7 @@ def launch_for(workspace: Path, args: argparse.Namespace, view: View) -> Launch:
     except ConfigError as error:
         raise UsageError(str(error)) from None
     http = make_http_client()
+    _preflight(config, http, args)
     clients = build_clients(config, http, LimiterRegistry())
     for role in config.roles.values():
         print(f"model {role.describe()}", file=sys.stderr)

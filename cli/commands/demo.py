@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from ocactors.actors.mission import open_new_mission
-from ocactors.actors.models import ScriptedModelServer
+from ocactors.actors.models import ScriptedModelServer, make_http_client
 from ocactors.actors.models.playbook import script_from_log
 from ocactors.common import UsageError
 from ocactors.events import read_events
@@ -61,7 +61,7 @@ def run_demo(args: argparse.Namespace) -> int:
         workspace = _prepare(args.dir, demo / "project")
     started = next(e for e in events if isinstance(e, MissionStarted))
     pace = 0.0 if args.fast else PACE_S
-    with ScriptedModelServer(script_from_log(events, pace)) as server, httpx.Client() as http:
+    with ScriptedModelServer(script_from_log(events, pace)) as server, make_http_client() as http:
         launch = _launch(workspace, server, http, make_view(args.json))
         paths, journal = open_new_mission(
             workspace,
