@@ -200,10 +200,7 @@ def refuse_html(response: httpx.Response, config: RoleConfig) -> None:
         question = f"does {where} point at the API root, like https://api.anthropic.com?"
     else:
         question = f"does {where} end in /v1?"
-    raise PreflightError(
-        f"the server at {config.base_url} answered with an HTML page "
-        f"(HTTP {response.status_code}); {question}"
-    )
+    raise PreflightError(f"the server at {config.base_url} answered with an HTML page; {question}")
 
 
 def refuse_auth(response: httpx.Response, config: RoleConfig) -> None:
