@@ -409,23 +409,33 @@ VLLM_400 = openai_error(
 )
 
 
+ANTHROPIC_413 = {
+    "type": "error",
+    "error": {
+        "type": "request_too_large",
+        "message": "Request exceeds the maximum allowed number of bytes.",
+    },
+}
+
+
 @pytest.mark.parametrize(
     ("code", "body", "words", "limit"),
     [
         (413, GROQ_413, "Limit 6000, Requested 7254", 6000),
         (400, VLLM_400, "maximum context length is 8192 tokens", 8192),
+        (413, ANTHROPIC_413, "Request exceeds the maximum allowed number of bytes.", None),
     ],
 )
 def test_overflow_keeps_the_providers_words_and_names_context_window(
-    http: httpx.Client, code: int, body: dict[str, Any], words: str, limit: int
+    http: httpx.Client, code: int, body: dict[str, Any], words: str, limit: int | None
 ) -> None:
     recorder = Recorder()
     with loopback(status(code, body)) as (url, asked), pytest.raises(ContextOverflow) as caught:
         ask(plain(http, url, recorder), "any", recorder)
     assert len(asked) == 1 and caught.value.limit == limit
     assert words in str(caught.value)
-    hint = f"(set context_window = {limit} under [models] in .opencode/ocactors.toml)"
-    assert str(caught.value).endswith(hint)
+    setting = "context_window" if limit is None else f"context_window = {limit}"
+    assert f"(set {setting} under [models] in .opencode/ocactors.toml" in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -85,18 +85,23 @@ def check_openai(config: RoleConfig, http: httpx.Client, timeout: httpx.Timeout)
         suggest_v1(http, headers, config, timeout)
         return
     listed = model_ids(response)
-    if listed is None or not listed or knows(listed, config.model):
-        return
-    one = fetch(
-        http, f"{config.base_url}/models/{quote(config.model, safe='')}", headers, config, timeout
-    )
-    if one.status_code == 200 and isinstance(json_of(one), dict):
-        return
-    names = ", ".join(listed[:SHOWN_MODELS]) + (", ..." if len(listed) > SHOWN_MODELS else "")
-    raise PreflightError(
-        f"the server at {config.base_url} does not serve model {config.model!r} "
-        f"(it lists {names}): set {config.origin('model')} {SKIP}"
-    )
+    if listed and not knows(listed, config.model) and not served(http, headers, config, timeout):
+        names = ", ".join(listed[:SHOWN_MODELS]) + (", ..." if len(listed) > SHOWN_MODELS else "")
+        raise PreflightError(
+            f"the server at {config.base_url} does not serve model {config.model!r} "
+            f"(it lists {names}): set {config.origin('model')} {SKIP}"
+        )
+
+
+def served(
+    http: httpx.Client, headers: dict[str, str], config: RoleConfig, timeout: httpx.Timeout
+) -> bool:
+    """A second opinion for a model missing from the list: ``GET /models/{model}``
+    (OpenAI and others resolve names there that their lists leave out)."""
+    url = f"{config.base_url}/models/{quote(config.model, safe='')}"
+    response = fetch(http, url, headers, config, timeout)
+    found = json_of(response)
+    return response.status_code == 200 and isinstance(found, dict) and "id" in found
 
 
 def suggest_v1(
