@@ -226,3 +226,14 @@ def test_a_preflight_error_is_a_config_error_of_one_line() -> None:
     with pytest.raises(PreflightError) as caught:
         check(f"http://127.0.0.1:{closed_port()}/v1", "qwen")
     assert "\n" not in str(caught.value)
+
+
+def test_a_dead_proxy_is_named(tmp_path: Path) -> None:
+    env = clean_env(
+        OCACTORS_BASE_URL="https://api.example.com/v1",
+        OCACTORS_MODEL="qwen",
+        HTTPS_PROXY=f"http://127.0.0.1:{closed_port()}",
+    )
+    done = task(tmp_path, env)
+    assert_refused(done, tmp_path, "from HTTPS_PROXY")
+    assert "is that proxy running, or should NO_PROXY list this host?" in done.stderr

@@ -185,12 +185,13 @@ def fetch(
 
 
 def unreachable(config: RoleConfig, reason: str) -> PreflightError:
+    question = (
+        "is that proxy running, or should NO_PROXY list this host?"
+        if "via the proxy" in reason
+        else f"is the server running, and is {config.origin('base_url')} right?"
+    )
     return PreflightError(
-        scrub(
-            f"cannot reach {config.base_url} ({reason}): is the server running, "
-            f"and is {config.origin('base_url')} right?",
-            config.api_key,
-        )
+        scrub(f"cannot reach {config.base_url} ({reason}): {question}", config.api_key)
     )
 
 
