@@ -4,11 +4,14 @@ The journal, the model clients, the tool settings, the clock and the stop flag a
 in one :class:`MissionContext` built by the runner (or by a test with loopback servers and a
 tmp dir).  ``record`` is the one door to the log for sessions: once the mission is stopping it
 refuses to write, so a session still in flight ends at its next step instead of writing past
-the mission's final event.
+the mission's final event.  :meth:`MissionContext.close_sessions` shuts that door and, under
+the same lock, ends every session the log still shows open with ``session.interrupted``, so
+after any ending no session is left running in the log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -68,6 +71,25 @@ class Meter:
 
 
 SessionFactory = Callable[..., AgentSession]
+SESSION_ENDS = (ev.SessionFinished, ev.SessionFailed, ev.SessionInterrupted)
+
+
+class OpenSessions:
+    """Sessions the log shows started and not ended, with their actors (a journal subscriber)."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, str] = {}
+
+    def observe(self, event: Record) -> None:
+        """Journal subscriber (and log replayer): follow session starts and ends."""
+        if isinstance(event, ev.SessionStarted):
+            self._open[event.session] = event.actor
+        elif isinstance(event, SESSION_ENDS):
+            self._open.pop(event.session, None)
+
+    def snapshot(self) -> list[tuple[str, str]]:
+        """(session, actor) of every open session, in the order they started."""
+        return list(self._open.items())
 
 
 @dataclass
@@ -89,12 +111,32 @@ class MissionContext:
     on_before_write: Callable[[str], None] | None = None
     clock: Callable[[], float] = time.monotonic
     tick_s: float = 0.5
+    sessions: OpenSessions = field(default_factory=OpenSessions)
+    _door: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, event: Event, actor: str) -> Event:
         """Append a session's event; refuse once the mission is stopping."""
-        if self.stopping.is_set():
-            raise SessionInterrupted("stopped")
-        return self.journal.append(event, actor=actor).event
+        with self._door:
+            if self.stopping.is_set():
+                raise SessionInterrupted("stopped")
+            return self.journal.append(event, actor=actor).event
+
+    def close_sessions(self, reason: str) -> None:
+        """Refuse session writes from now on; end each open session with ``reason``."""
+        with self._door:
+            self.stopping.set()
+            for session, actor in self.sessions.snapshot():
+                self.journal.append(
+                    ev.SessionInterrupted(session=session, reason=reason), actor=actor
+                )
+
+    def interrupted(self, session: str, actor: str, reason: str) -> str:
+        """Record that the gate stopped ``session`` (unless the door is shut); the detail."""
+        detail = (self.meter.exceeded(self.settings) or "") if reason == "budget" else ""
+        event = ev.SessionInterrupted(session=session, reason=reason, detail=detail)
+        with contextlib.suppress(SessionInterrupted):
+            self.record(event, actor)
+        return detail
 
     def gate(self, cancel: threading.Event | None = None) -> Callable[[], None]:
         """The Commander's check before every model turn: stop, TTL and budget."""

@@ -40,10 +40,15 @@ ENDED = (ev.SessionFinished, ev.SessionFailed)
 
 @dataclass(frozen=True)
 class LoadedLog:
-    """A log read once: the Commander's state and what its sessions need to continue."""
+    """A log read once: the Commander's state and what its sessions need to continue.
+
+    ``commander_restarts`` counts the supervisor's replacements of the Commander since this
+    mission was last resumed, so the restart limit is read from the log, not from memory.
+    """
 
     commander: MissionState
     open_sessions: dict[str, tuple[Record, ...]] = field(default_factory=dict)
+    commander_restarts: int = 0
 
 
 def load_log(path: Path, observers: Iterable[Callable[[Record], None]] = ()) -> LoadedLog:
@@ -55,19 +60,29 @@ def load_log(path: Path, observers: Iterable[Callable[[Record], None]] = ()) -> 
     """
     commander = MissionState()
     sessions: dict[str, list[Record]] = {}
+    restarts = 0
     watchers = list(observers)
     for event in read_events(path):
         for watch in watchers:
             watch(event)
         if event.actor == "commander":
             commander = apply(commander, event)
+        restarts = _count_restarts(restarts, event)
         session = getattr(event, "session", None)
         if isinstance(session, str) and not isinstance(event, ev.ActorCrashed):
             if isinstance(event, ENDED):
                 sessions[session] = [event]  # the outcome alone: enough to not redo it
             else:
                 sessions.setdefault(session, []).append(event)
-    return LoadedLog(commander, {k: tuple(v) for k, v in sessions.items()})
+    return LoadedLog(commander, {k: tuple(v) for k, v in sessions.items()}, restarts)
+
+
+def _count_restarts(count: int, event: Record) -> int:
+    if isinstance(event, ev.MissionResumed):
+        return 0
+    if isinstance(event, ev.ActorCrashed) and event.actor == "supervisor":
+        return count + 1
+    return count
 
 
 class BaselineRecorder:
@@ -104,7 +119,6 @@ class MissionRun:
     ctx: MissionContext
     paths: MissionPaths
     loaded: LoadedLog
-    restarts: int = 0
     finished: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
@@ -116,7 +130,7 @@ class MissionRun:
     ) -> MissionRun:
         """Read the log once (the Commander's state, the meter, any view), then follow it."""
         ctx.journal.flush()  # what was just appended (started, resumed) must be read back
-        watchers = [ctx.meter.observe, *observers]
+        watchers = [ctx.meter.observe, ctx.sessions.observe, *observers]
         loaded = load_log(ctx.journal.path, watchers)
         ctx.settings = loaded.commander.settings  # a resume may have raised a cap
         for watch in watchers:
@@ -133,10 +147,12 @@ class MissionRun:
         stop_sent = False
         while not self.finished.wait(self.ctx.tick_s):
             for command in inbox.poll():
-                commander.tell(ControlCommand(command.command, dict(command.args), command.pid))
+                commander.tell(command)
             if interrupted() and not stop_sent:
                 stop_sent = True
-                commander.tell(ControlCommand("stop", {"reason": "interrupted"}, os.getpid()))
+                commander.tell(
+                    ControlCommand(command="stop", args={"reason": "interrupted"}, pid=os.getpid())
+                )
             commander.tell(Tick())
             if not commander.is_alive() and not self.finished.is_set():
                 commander = self._replace_commander()
@@ -150,15 +166,16 @@ class MissionRun:
         return ref
 
     def _replace_commander(self) -> pykka.ActorRef[Any]:
-        self.restarts += 1
+        """Record the crash, then a Commander folded from the log (or fail past the limit)."""
+        self.ctx.journal.flush()
+        restarts = load_log(self.ctx.journal.path).commander_restarts + 1
         self.ctx.journal.append(
-            ev.ActorCrashed(
-                target="commander", error="the commander stopped", restarts=self.restarts
-            ),
+            ev.ActorCrashed(target="commander", error="the commander stopped", restarts=restarts),
             actor="supervisor",
         )
-        if self.restarts > MAX_COMMANDER_RESTARTS:
-            detail = f"the commander crashed {self.restarts} times"
+        if restarts > MAX_COMMANDER_RESTARTS:
+            detail = f"the commander crashed {restarts} times"
+            self.ctx.close_sessions("failed")
             self.ctx.journal.append(
                 ev.MissionFailed(reason="crashed", detail=detail), actor="commander"
             )
@@ -174,7 +191,7 @@ class MissionRun:
         same thing by construction (and tested to be).
         """
         self.ctx.stopping.set()
-        self.ctx.shell.groups.kill_all()  # commands a stopped session left running
+        self.ctx.shell.groups.close()  # commands a stopped session left running, the reaper
         try:
             state: MissionState = commander.proxy().state.get(timeout=5.0)
         except (pykka.ActorDeadError, pykka.Timeout):

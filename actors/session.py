@@ -151,17 +151,15 @@ class AgentSession:
         )
 
     def _step(self) -> None:
-        state = self.state
-        if state.pending:
-            self._run_call(state.pending[0])
-        elif state.errors_in_row >= self._limits.max_errors_in_row:
-            self._fail(f"{state.errors_in_row} failed tool calls in a row")
-        elif _answered_in_text(state):
-            self._nudge()
-        elif state.turn >= self._limits.max_turns and not state.awaiting_model:
-            self._fail(f"no final answer after {state.turn} turns")
-        else:
-            self._ask_model()
+        match next_step(self.state, self._limits):
+            case RunTool(call=call):
+                self._run_call(call)
+            case Nudge():
+                self._nudge()
+            case Fail(reason=reason):
+                self._fail(reason)
+            case AskModel():
+                self._ask_model()
 
     # --- the model ---------------------------------------------------------------------
 
@@ -286,9 +284,6 @@ class AgentSession:
         )
 
     def _nudge(self) -> None:
-        if self.state.nudges >= self._limits.max_nudges:
-            self._fail(f"the model answered in plain text {self.state.nudges + 1} times")
-            return
         text = NUDGE.format(final=self.brief.final.spec.name)
         self._emit(
             ev.SessionNudged(
@@ -301,6 +296,55 @@ class AgentSession:
 
     def _fail(self, reason: str) -> None:
         self._emit(ev.SessionFailed(session=self.brief.session, reason=reason))
+
+
+# --- what the session does next: a pure function of its folded state ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunTool:
+    """Run the first tool call the model asked for and has no result yet."""
+
+    call: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class Nudge:
+    """The model answered in plain text: tell it to call a tool."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    """End the session without a result, for ``reason``."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AskModel:
+    """Ask the model for the next turn (or ask again, after a crash mid-request)."""
+
+
+SessionStep = RunTool | Nudge | Fail | AskModel
+
+
+def next_step(state: SessionState, limits: SessionLimits) -> SessionStep:
+    """The session's one rule: what to do next, from its folded state and its limits alone.
+
+    Because it reads nothing else, a session continued from the log after a crash takes
+    exactly the step the crashed one would have taken.
+    """
+    if state.pending:
+        return RunTool(state.pending[0])
+    if state.errors_in_row >= limits.max_errors_in_row:
+        return Fail(f"{state.errors_in_row} failed tool calls in a row")
+    if _answered_in_text(state) and state.nudges >= limits.max_nudges:
+        return Fail(f"the model answered in plain text {state.nudges + 1} times")
+    if _answered_in_text(state):
+        return Nudge()
+    if state.turn >= limits.max_turns and not state.awaiting_model:
+        return Fail(f"no final answer after {state.turn} turns")
+    return AskModel()
 
 
 def _answered_in_text(state: SessionState) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ocactors.events import catalogue as ev
 from ocactors.events.catalogue import ChatMessage, Record, ToolCall
+from ocactors.events.fold import fold
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,10 +51,7 @@ class SessionState:
 
 def fold_session(events: Iterable[Record]) -> SessionState:
     """Replay one session's events (already filtered to that session)."""
-    state = SessionState()
-    for event in events:
-        state = apply_session(state, event)
-    return state
+    return fold(apply_session, SessionState(), events)
 
 
 def apply_session(state: SessionState, event: Record) -> SessionState:

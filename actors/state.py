@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from ocactors.events import catalogue as ev
 from ocactors.events.catalogue import Finding, MissionSettings, Record, TaskSpec
+from ocactors.events.fold import fold
 
 TaskStatus = Literal["pending", "running", "interrupted", "done", "failed"]
 Phase = Literal[
@@ -116,10 +117,7 @@ class MissionState:
 
 def fold_mission(events: Iterable[Record]) -> MissionState:
     """Replay ``events`` from the start of a log."""
-    state = MissionState()
-    for event in events:
-        state = apply(state, event)
-    return state
+    return fold(apply, MissionState(), events)
 
 
 def apply(state: MissionState, event: Record) -> MissionState:
@@ -281,7 +279,9 @@ def _session_started(s: MissionState, e: ev.SessionStarted) -> MissionState:
     return dataclasses.replace(s, sessions={**s.sessions, e.session: info})
 
 
-def _session_ended(s: MissionState, e: ev.SessionFinished | ev.SessionFailed) -> MissionState:
+def _session_ended(
+    s: MissionState, e: ev.SessionFinished | ev.SessionFailed | ev.SessionInterrupted
+) -> MissionState:
     sessions = {k: v for k, v in s.sessions.items() if k != e.session}
     return dataclasses.replace(s, sessions=sessions)
 
@@ -344,6 +344,7 @@ _HANDLERS: dict[type, Callable[[MissionState, Any], MissionState]] = {
     ev.SessionStarted: _session_started,
     ev.SessionFinished: _session_ended,
     ev.SessionFailed: _session_ended,
+    ev.SessionInterrupted: _session_ended,
     ev.ModelRequested: _model_requested,
     ev.ModelResponded: _model_responded,
     ev.ModelRetried: _retried,

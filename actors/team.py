@@ -15,12 +15,21 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import msgspec
 import pykka
 
 from ocactors.actors.context import MissionContext
-from ocactors.actors.messages import ActorDied, RunSession, RunVerify, SessionEnded, VerifyEnded
+from ocactors.actors.messages import (
+    ActorDied,
+    ChecksEnded,
+    RunChecks,
+    RunSession,
+    SessionEnded,
+    result_for,
+    task_of,
+)
 from ocactors.actors.roles import planner_brief, review_tool, reviewer_brief, worker_brief
-from ocactors.actors.session import SessionBrief, SessionInterrupted
+from ocactors.actors.session import AgentSession, SessionBrief, SessionInterrupted
 from ocactors.actors.verify import detect_verify_command, run_verify
 from ocactors.tools import (
     Toolbox,
@@ -56,7 +65,23 @@ class SessionActor(pykka.ThreadingActor):
         return None
 
     def _run(self, job: RunSession) -> SessionEnded:
-        session = self.ctx.session_factory(
+        session = self._session(job)
+        try:
+            outcome = session.run()
+        except SessionInterrupted as stop:
+            detail = self.ctx.interrupted(job.session, job.actor, stop.reason)
+            return SessionEnded(job.actor, job.session, interrupted=stop.reason, detail=detail)
+        if outcome.result is None:
+            return SessionEnded(job.actor, job.session, failure=outcome.failure)
+        try:
+            result = result_for(self.role, outcome.result)
+        except msgspec.ValidationError as error:
+            failure = f"the session's result does not have the {self.role}'s shape: {error}"
+            return SessionEnded(job.actor, job.session, failure=failure)
+        return SessionEnded(job.actor, job.session, result=result)
+
+    def _session(self, job: RunSession) -> AgentSession:
+        return self.ctx.session_factory(
             self.brief(job),
             client=self.ctx.clients[self.role],
             toolbox=self.toolbox(job),
@@ -66,11 +91,6 @@ class SessionActor(pykka.ThreadingActor):
             limits=self.ctx.limits,
             prior=job.prior,
         )
-        try:
-            outcome = session.run()
-        except SessionInterrupted as stop:
-            return SessionEnded(job.kind, job.key, job.session, interrupted=stop.reason)
-        return SessionEnded(job.kind, job.key, job.session, outcome.result, outcome.failure)
 
     def on_failure(
         self,
@@ -81,7 +101,7 @@ class SessionActor(pykka.ThreadingActor):
         """Runs on this actor's thread after a crash: tell the Commander, who replaces us."""
         if self.job is not None:
             error = f"{getattr(exception_type, '__name__', 'error')}: {exception_value}"
-            self.commander.tell(ActorDied(self.job.kind, self.job.key, self.job.session, error))
+            self.commander.tell(ActorDied(self.job.actor, self.job.session, error))
 
     def brief(self, job: RunSession) -> SessionBrief:
         """The session's brief; each role overrides it."""
@@ -115,11 +135,11 @@ class WorkerActor(SessionActor):
     role = "worker"
 
     def brief(self, job: RunSession) -> SessionBrief:
-        task = job.state.tasks[job.key]
+        task = job.state.tasks[task_of(job.actor)]
         return worker_brief(job.state, task, job.session, self.ctx.workspace)
 
     def toolbox(self, job: RunSession) -> Toolbox:
-        files = list(job.state.tasks[job.key].spec.files)
+        files = list(job.state.tasks[task_of(job.actor)].spec.files)
         return Toolbox(worker_tools(self.ctx.web), self._context(files))
 
 
@@ -148,17 +168,17 @@ class VerifierActor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         """Runs on this actor's thread: the command, then one report, then stop."""
-        if isinstance(message, RunVerify):
+        if isinstance(message, RunChecks):
             self.commander.tell(self._verify(message))
             self.actor_ref.stop(block=False)
         return None
 
-    def _verify(self, job: RunVerify) -> VerifyEnded:
+    def _verify(self, job: RunChecks) -> ChecksEnded:
         if not job.command:
             note = "no verify command given or found (pytest, npm, cargo, go, make)"
-            return VerifyEnded(job.iteration, "", 0, note, 0.0)
-        result = run_verify(self.ctx.workspace, job.command)
-        return VerifyEnded(
+            return ChecksEnded(job.iteration, "", 0, note, 0.0)
+        result = run_verify(self.ctx.workspace, job.command, self.ctx.shell)
+        return ChecksEnded(
             job.iteration, job.command, result.exit_code, result.output, result.duration_s
         )
 
@@ -176,7 +196,7 @@ def workspace_listing(root: Path, limit: int = LISTING_LIMIT) -> str:
 
 
 ROLE_ACTORS: dict[str, type[SessionActor]] = {
-    "plan": PlannerActor,
-    "task": WorkerActor,
-    "review": ReviewerActor,
+    "planner": PlannerActor,
+    "worker": WorkerActor,
+    "reviewer": ReviewerActor,
 }

@@ -1,23 +1,19 @@
 """The project's own checks: which command verifies a workspace, and running it.
 
 The verify command is found at verify time, not at mission start, because a mission that
-starts in an empty folder creates its tests as it goes.  Commands run with the interpreter
-that runs ocactors first on PATH, so ``python -m pytest`` means the Python ocactors is
-installed in, not whatever else a machine has.
+starts in an empty folder creates its tests as it goes.  It runs through the same process
+runner as the models' commands (:func:`ocactors.tools.shell.execute`), so it is bounded,
+registered with the mission's process groups and ended with the mission.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocactors.tools import command_env
-from ocactors.tools.spec import SECRET_ENV
+from ocactors.tools import ShellConfig
+from ocactors.tools.shell import execute
 
 OUTPUT_TAIL = 4000
 DEFAULT_TIMEOUT_S = 900.0
@@ -83,26 +79,16 @@ def _read(path: Path) -> str:
         return ""
 
 
-def run_verify(workspace: Path, command: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> VerifyResult:
-    """Run ``command`` in ``workspace`` through the shell; the whole group dies on timeout."""
-    started = time.monotonic()
-    with subprocess.Popen(
-        command,
-        shell=True,
-        cwd=workspace,
-        env=command_env(SECRET_ENV),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    ) as proc:
-        try:
-            output, _ = proc.communicate(timeout=timeout_s)
-            code = proc.returncode
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            output, _ = proc.communicate()
-            code = 124
-            output += f"\n[timed out after {timeout_s:.0f} s]".encode()
-    text = output.decode("utf-8", errors="replace")
-    return VerifyResult(command, code, text[-OUTPUT_TAIL:], round(time.monotonic() - started, 3))
+def run_verify(
+    workspace: Path, command: str, shell: ShellConfig, timeout_s: float = DEFAULT_TIMEOUT_S
+) -> VerifyResult:
+    """Run ``command`` in ``workspace`` through the mission's one process runner.
+
+    Output is stdout and stderr interleaved, as a person sees it; a timeout is exit code 124
+    (as ``timeout(1)`` says it), with a note at the end of the output.
+    """
+    result = execute(command, workspace, timeout_s, shell, merge_stderr=True)
+    output, code = result.stdout, result.exit_code
+    if result.timed_out:
+        output, code = f"{output}\n[timed out after {timeout_s:.0f} s]", 124
+    return VerifyResult(command, code, output[-OUTPUT_TAIL:], result.duration_s)

@@ -117,4 +117,5 @@ _WRITERS: dict[type, Callable[[Any], str]] = {
     ev.SessionCompacted: lambda e: f"turn {e.turn}: {e.dropped} messages summarised",
     ev.SessionFinished: lambda e: f"{e.session} finished",
     ev.SessionFailed: lambda e: f"{e.session} failed: {_short(e.reason, 80)}",
+    ev.SessionInterrupted: lambda e: f"{e.session} interrupted ({e.reason})",
 }

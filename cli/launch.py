@@ -23,9 +23,10 @@ from ocactors.actors.mission import BaselineRecorder, MissionRun
 from ocactors.actors.models import ROLES, LimiterRegistry, ModelClient, RoleConfig, build_client
 from ocactors.actors.state import MissionState
 from ocactors.common import exit_code_for
-from ocactors.events import Journal, MissionPaths, Redactor
+from ocactors.events import DEFAULT_SECRET_ENV_VARS, Journal, MissionPaths, Redactor
 from ocactors.events.catalogue import MissionSettings
 from ocactors.tools import ShellConfig, WebConfig
+from ocactors.tools.shell import is_secret
 from ocactors.view import View
 
 
@@ -139,6 +140,7 @@ def open_journal(path: Path, mission: str, durability: str) -> Journal:
 
 
 def _secret_env_names() -> list[str]:
-    names = {"OCACTORS_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"}
-    names.update(k for k in os.environ if k.upper().endswith(("_API_KEY", "_TOKEN")))
+    """The key variables, and every variable named like a credential (the tools' one rule)."""
+    names = set(DEFAULT_SECRET_ENV_VARS)
+    names.update(name for name in os.environ if is_secret(name))
     return sorted(names)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from ocactors.actors.state import MissionState, apply
+from ocactors.actors.state import MissionState, fold_mission
 from ocactors.events import (
     FORMAT_VERSION,
     CorruptLine,
@@ -62,10 +62,7 @@ def events(paths: MissionPaths, notes: Notes, **filters: object) -> Iterator[Rec
 def fold_all(paths: MissionPaths, until: int | None = None) -> tuple[MissionState, Notes]:
     """The whole mission's state (every actor's events) just after ``until``."""
     notes = Notes()
-    state = MissionState()
-    for event in events(paths, notes, until=until):
-        state = apply(state, event)
-    return state, notes
+    return fold_mission(events(paths, notes, until=until)), notes
 
 
 def status_word(paths: MissionPaths, state: MissionState) -> str:

@@ -6,6 +6,7 @@ the tables the models layer leaves to others::
     [limits]
     max_sessions = 50          # model sessions at once, all roles together
     max_per_role = 10          # workers at once unless --parallel says otherwise
+    session_ttl_s = 3600       # a model session running longer is stopped (--session-ttl)
     [tools]
     allow_commands = ["python", "pytest", "npm"]   # run_command prefixes (empty: any)
     command_timeout_s = 120
@@ -41,14 +42,15 @@ from ocactors.view import View
 CONFIG = Path(".opencode") / "ocactors.toml"
 
 
-class Limits(msgspec.Struct, frozen=True, kw_only=True):
-    """``[limits]``: the ceiling on sessions at once, in all and of one role."""
+class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[limits]``: sessions at once (in all, of one role) and how long one may run."""
 
     max_sessions: int = 50
     max_per_role: int = 10
+    session_ttl_s: float = 3600.0
 
 
-class ToolSettings(msgspec.Struct, frozen=True, kw_only=True):
+class ToolSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[tools]``: what run_command and the web tools may do."""
 
     allow_commands: list[str] = []
@@ -91,8 +93,8 @@ def read_extras(workspace: Path) -> Extras:
 def session_limits(workspace: Path) -> Limits:
     """``[limits]``: sessions at once in all (default 50) and of one role (default 10)."""
     limits = read_extras(workspace).limits
-    if limits.max_sessions < 1 or limits.max_per_role < 1:
-        raise UsageError(f"{workspace / CONFIG}: [limits] values must be at least 1")
+    if limits.max_sessions < 1 or limits.max_per_role < 1 or not limits.session_ttl_s > 0:
+        raise UsageError(f"{workspace / CONFIG}: [limits] values must be positive")
     return limits
 
 

@@ -45,7 +45,17 @@ class ToolCall(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 class ChatMessage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """One conversation turn in a provider-neutral shape (OpenAI-like roles)."""
+    """One conversation turn in a provider-neutral shape (OpenAI-like roles).
+
+    ``reasoning`` is the model's thinking as text (shown, counted); what a provider
+    requires back verbatim lives beside it, exactly as it came: ``reasoning_field`` names
+    the OpenAI-compatible field the text came in (``reasoning_content`` for DeepSeek,
+    llama.cpp, older vLLM; ``reasoning`` for OpenRouter, Ollama, newer vLLM), so it is
+    sent back under that name; ``reasoning_details`` are OpenRouter's structured reasoning
+    items; ``thinking_blocks`` are Anthropic's ``thinking`` / ``redacted_thinking`` blocks
+    in order, each with its own ``signature`` / ``data``. ``refusal`` is the text of an
+    OpenAI refusal (also put in ``content`` when there is no other content).
+    """
 
     role: str
     content: str = ""
@@ -54,6 +64,10 @@ class ChatMessage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     name: str | None = None
     reasoning: str | None = None
     reasoning_signature: str | None = None
+    reasoning_field: str | None = None
+    reasoning_details: list[dict[str, Any]] = []
+    thinking_blocks: list[dict[str, Any]] = []
+    refusal: str | None = None
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -361,6 +375,19 @@ class SessionFailed(Event, tag="session.failed", frozen=True, kw_only=True):
     reason: str
 
 
+class SessionInterrupted(Event, tag="session.interrupted", frozen=True, kw_only=True):
+    """The session was stopped from outside before it ended.
+
+    ``reason``: ``ttl`` (it ran past its time limit), ``budget``, ``stopped`` (the mission
+    stopped), or the mission's own ending (``sealed``, ``failed``).  A session interrupted by
+    a stop or the budget may be continued by ``ocactors resume``; it is no longer running.
+    """
+
+    session: str
+    reason: str
+    detail: str = ""
+
+
 AnyEvent = (
     MissionStarted
     | MissionResumed
@@ -394,6 +421,7 @@ AnyEvent = (
     | SessionCompacted
     | SessionFinished
     | SessionFailed
+    | SessionInterrupted
 )
 
 FINAL_TYPES = frozenset({"mission.sealed", "mission.failed", "mission.stopped"})

@@ -17,7 +17,7 @@ from ocactors.actors.models import ScriptedModelServer
 from ocactors.actors.models.playbook import Playbook, TaskPlay
 from ocactors.events import catalogue as ev
 from ocactors.events import list_missions, read_events
-from ocactors.events.catalogue import Event, event_type
+from ocactors.events.catalogue import Record, event_type
 from tests._mission_helpers import CHECK, CORE_FIXED, textstats_playbook
 
 DEADLINE_S = 60.0
@@ -64,7 +64,7 @@ def log_path(workspace: Path) -> Path:
     raise AssertionError("no mission log appeared")
 
 
-def wait_for(path: Path, predicate: Callable[[Event], bool], timeout: float = 20.0) -> None:
+def wait_for(path: Path, predicate: Callable[[Record], bool], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if any(predicate(e) for e in read_events(path, strict=False)):
@@ -83,7 +83,7 @@ def finish(proc: subprocess.Popen[str], timeout: float = DEADLINE_S) -> int:
     return proc.returncode
 
 
-KILL_POINTS: dict[str, Callable[[Event], bool]] = {
+KILL_POINTS: dict[str, Callable[[Record], bool]] = {
     "after-planning": lambda e: isinstance(e, ev.PlanAccepted),
     "mid-worker": lambda e: isinstance(e, ev.ToolCalled) and e.actor.startswith("worker:"),
     "mid-review": lambda e: isinstance(e, ev.ModelRequested) and e.actor == "reviewer",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Iterator
 
 import httpx
@@ -12,11 +11,8 @@ import pytest
 
 from ocactors.actors.models import (
     AnthropicClient,
-    ContextOverflow,
     Fault,
     RateLimited,
-    RetryInfo,
-    RetryingClient,
     ScriptedModelServer,
     ServerError,
     Turn,
@@ -54,25 +50,6 @@ def http() -> Iterator[httpx.Client]:
 
 def client(http: httpx.Client, url: str, stream: bool) -> AnthropicClient:
     return AnthropicClient(http, base_url=url, api_key=SECRET, model="claude-test", stream=stream)
-
-
-@pytest.mark.parametrize("stream", [True, False])
-def test_round_trip_with_thinking_and_tool_use(
-    http: httpx.Client, server: ScriptedModelServer, stream: bool
-) -> None:
-    reply = client(http, server.root_url, stream).complete(
-        CONVERSATION, TOOLS, headers=headers(turn=1)
-    )
-    message = reply.message
-    assert message.content == "Reading both files."
-    assert message.reasoning == "Two files are involved."
-    assert message.reasoning_signature and message.reasoning_signature.startswith("sig-")
-    assert [(c.id, c.name, json.loads(c.arguments)) for c in message.tool_calls] == [
-        ("call_1_0", "read_file", {"path": "a.py"}),
-        ("call_1_1", "read_file", {"path": "b.py"}),
-    ]
-    assert reply.finish_reason == "tool_calls"
-    assert reply.usage.prompt_tokens > 0 and not reply.usage.estimated
 
 
 def test_request_shape(http: httpx.Client, server: ScriptedModelServer) -> None:
@@ -149,34 +126,6 @@ def test_unsigned_reasoning_is_not_sent_and_user_text_joins_results() -> None:
     assert [b["type"] for b in turns[2]["content"]] == ["tool_result", "text"]
 
 
-@pytest.mark.parametrize("stream", [True, False])
-def test_usage_is_estimated_when_absent(
-    http: httpx.Client, server: ScriptedModelServer, stream: bool
-) -> None:
-    reply = client(http, server.root_url, stream).complete(
-        CONVERSATION, [], headers=headers("quiet", 1)
-    )
-    assert reply.message.content == "no usage"
-    assert reply.usage.estimated and reply.usage.prompt_tokens > 0
-
-
-def test_prompt_too_long_is_context_overflow(
-    http: httpx.Client, server: ScriptedModelServer
-) -> None:
-    with pytest.raises(ContextOverflow, match="prompt is too long"):
-        client(http, server.root_url, True).complete(CONVERSATION, [], headers=headers("long", 1))
-
-
-def test_rate_limit_is_healed_by_the_retrying_client(
-    http: httpx.Client, server: ScriptedModelServer
-) -> None:
-    infos: list[RetryInfo] = []
-    retrying = RetryingClient(client(http, server.root_url, True), rng=random.Random(0))
-    reply = retrying.complete(CONVERSATION, [], headers=headers("busy", 1), on_retry=infos.append)
-    assert reply.message.content == "after the wait"
-    assert [(i.status, i.delay_s) for i in infos] == [(429, 0.05)]
-
-
 def event(payload: dict[str, object]) -> _Event:
     return msgspec.json.decode(json.dumps(payload), type=_Event)
 
@@ -188,3 +137,30 @@ def test_error_events_inside_a_stream(kind: str, error: type[Exception]) -> None
     assembler = StreamAssembler("u", SECRET)
     with pytest.raises(error, match=kind):
         assembler.feed(event({"type": "error", "error": {"type": kind, "message": "later"}}))
+
+
+def test_two_signed_thinking_blocks_and_a_redacted_one_stay_apart_in_order() -> None:
+    assembler = StreamAssembler("u", SECRET)
+    starts = [
+        {"type": "thinking", "thinking": "", "signature": ""},
+        {"type": "redacted_thinking", "data": "EmwKAhgB"},
+        {"type": "thinking", "thinking": "", "signature": ""},
+    ]
+    for index, block in enumerate(starts):
+        assembler.feed(
+            event({"type": "content_block_start", "index": index, "content_block": block})
+        )
+    for index, text in ((0, "first"), (2, "second")):
+        for delta in (
+            {"type": "thinking_delta", "thinking": text},
+            {"type": "signature_delta", "signature": f"sig-{text}"},
+        ):
+            assembler.feed(event({"type": "content_block_delta", "index": index, "delta": delta}))
+    message = assembler.message()
+    assert message.thinking_blocks == [
+        {"type": "thinking", "thinking": "first", "signature": "sig-first"},
+        {"type": "redacted_thinking", "data": "EmwKAhgB"},
+        {"type": "thinking", "thinking": "second", "signature": "sig-second"},
+    ]
+    _, turns = to_anthropic([ChatMessage(role="user", content="go"), message])
+    assert turns[1]["content"] == message.thinking_blocks

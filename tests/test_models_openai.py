@@ -10,7 +10,6 @@ import msgspec
 import pytest
 
 from ocactors.actors.models import (
-    BadRequest,
     OpenAIChatClient,
     ScriptedModelServer,
     ServerError,
@@ -58,25 +57,6 @@ def client(http: httpx.Client, server: ScriptedModelServer, stream: bool) -> Ope
 
 
 @pytest.mark.parametrize("stream", [True, False])
-def test_round_trip_with_tool_calls_and_reasoning(
-    http: httpx.Client, server: ScriptedModelServer, stream: bool
-) -> None:
-    reply = client(http, server, stream).complete(CONVERSATION, TOOLS, headers=headers(turn=1))
-    message = reply.message
-    assert message.role == "assistant"
-    assert message.content == "Let me look at the file first."
-    assert message.reasoning == "The bug is probably in main."
-    assert [(c.id, c.name) for c in message.tool_calls] == [
-        ("call_1_0", "read_file"),
-        ("call_1_1", "grep"),
-    ]
-    assert json.loads(message.tool_calls[1].arguments) == {"pattern": "def main", "path": "."}
-    assert reply.finish_reason == "tool_calls"
-    assert reply.usage.prompt_tokens > 0 and not reply.usage.estimated
-    assert reply.latency_ms > 0
-
-
-@pytest.mark.parametrize("stream", [True, False])
 def test_request_carries_tools_headers_key_and_stream_options(
     http: httpx.Client, server: ScriptedModelServer, stream: bool
 ) -> None:
@@ -93,10 +73,11 @@ def test_request_carries_tools_headers_key_and_stream_options(
     assert ("stream_options" in request.body) is stream
 
 
-def test_history_is_sent_back_without_reasoning(
+def test_history_sends_reasoning_back_under_the_field_it_came_in(
     http: httpx.Client, server: ScriptedModelServer
 ) -> None:
     first = client(http, server, True).complete(CONVERSATION, TOOLS, headers=headers(turn=1))
+    assert first.message.reasoning_field == "reasoning_content"
     results = [
         ChatMessage(role="tool", content=f"result {c.name}", tool_call_id=c.id)
         for c in first.message.tool_calls
@@ -106,21 +87,13 @@ def test_history_is_sent_back_without_reasoning(
     reply = client(http, server, True).complete(history, TOOLS, headers=headers())
     assert reply.message.content == "All done."  # turn 2 found by counting assistant messages
     sent = server.requests[0].body["messages"]
-    assert not any("reasoning" in key for m in sent for key in m)
+    assert sent[2]["reasoning_content"] == "The bug is probably in main."
+    assert "reasoning" not in sent[2]
     assert sent[2]["tool_calls"][0]["function"] == {
         "name": "read_file",
         "arguments": '{"path": "a.py"}',
     }
     assert sent[3] == {"role": "tool", "tool_call_id": "call_1_0", "content": "result read_file"}
-
-
-@pytest.mark.parametrize("stream", [True, False])
-def test_usage_is_estimated_when_absent(
-    http: httpx.Client, server: ScriptedModelServer, stream: bool
-) -> None:
-    reply = client(http, server, stream).complete(CONVERSATION, [], headers=headers("quiet", 1))
-    assert reply.usage.estimated
-    assert reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0
 
 
 def test_malformed_tool_arguments_are_passed_through_raw(
@@ -140,13 +113,6 @@ def test_script_running_out_is_a_clear_server_error(
 def test_unknown_actor_names_the_patterns(http: httpx.Client, server: ScriptedModelServer) -> None:
     with pytest.raises(ServerError, match="no script for actor 'planner'"):
         client(http, server, True).complete(CONVERSATION, [], headers=headers("planner", 1))
-
-
-def test_a_base_url_without_scheme_is_a_bad_request(http: httpx.Client) -> None:
-    bad = OpenAIChatClient(http, base_url="127.0.0.1:9/v1", api_key=SECRET, model="m")
-    with pytest.raises(BadRequest) as caught:
-        bad.complete(CONVERSATION, [], headers={})
-    assert SECRET not in str(caught.value)
 
 
 # --- lenient parsing (servers that are only mostly OpenAI) ----------------------------
@@ -202,4 +168,26 @@ def test_non_stream_completion_is_read_leniently() -> None:
 def test_assistant_message_without_content_sends_null_content() -> None:
     call = ToolCall(id="c1", name="read_file", arguments="{}")
     sent = to_openai_message(ChatMessage(role="assistant", tool_calls=[call], reasoning="secret"))
-    assert sent["content"] is None and "reasoning" not in json.dumps(sent)
+    assert sent["content"] is None and "reasoning" not in json.dumps(sent)  # no field: no echo
+
+
+def test_ollama_calls_that_share_index_0_are_told_apart_by_id() -> None:
+    assembler = StreamAssembler()
+    for call_id, path in (("call_a", "a.py"), ("call_b", "b.py")):
+        part = {"id": call_id, "index": 0, "type": "function"}
+        function = {"name": "read_file", "arguments": json.dumps({"path": path})}
+        assembler.feed(chunk({"tool_calls": [{**part, "function": function}]}))
+    calls = assembler.message().tool_calls
+    assert [(c.id, json.loads(c.arguments)) for c in calls] == [
+        ("call_a", {"path": "a.py"}),
+        ("call_b", {"path": "b.py"}),
+    ]
+
+
+def test_continuation_parts_with_an_empty_id_stay_with_their_call() -> None:
+    assembler = StreamAssembler()  # vLLM: later parts of a call carry "id": ""
+    first = {"index": 0, "id": "chatcmpl-tool-1", "function": {"name": "grep", "arguments": ""}}
+    assembler.feed(chunk({"tool_calls": [first]}))
+    assembler.feed(chunk({"tool_calls": [{"index": 0, "id": "", "function": {"arguments": "{}"}}]}))
+    (call,) = assembler.message().tool_calls
+    assert (call.id, call.name, call.arguments) == ("chatcmpl-tool-1", "grep", "{}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from ocactors.actors.roles import finish_tool, plan_tool, system_prompt
 from ocactors.actors.session import (
     AgentSession,
     FinalTool,
+    Recorder,
     SessionBrief,
     SessionInterrupted,
     SessionLimits,
@@ -70,7 +70,7 @@ def run_session(
     final: FinalTool | None = None,
     limits: SessionLimits = DEFAULT_LIMITS,
     extra_tools: Sequence[ToolSpec] = (),
-    record_wrap: Callable[[Any], Any] | None = None,
+    record_wrap: Callable[[Recorder], Recorder] | None = None,
     prior: Sequence[Record] = (),
     provider: str = "openai",
     **config: Any,
@@ -106,8 +106,8 @@ def run_session(
         )
         with Journal.open(paths.events, mission=paths.id, redactor=Redactor(secrets=[KEY])) as log:
 
-            def record(event: Event, who: str) -> Event:
-                return log.append(event, actor=who).event
+            def record(event: Event, actor: str) -> Event:
+                return log.append(event, actor=actor).event
 
             session = AgentSession(
                 brief,
@@ -275,12 +275,15 @@ def test_plain_text_gets_a_bounded_number_of_nudges(tmp_path: Path, http: httpx.
     assert "plain text" in stubborn.of(ev.SessionFailed)[0].reason
 
 
-def test_reasoning_is_recorded_but_not_sent_back(tmp_path: Path, http: httpx.Client) -> None:
+def test_reasoning_is_recorded_and_sent_back_under_its_field(
+    tmp_path: Path, http: httpx.Client
+) -> None:
+    """DeepSeek's thinking mode answers 400 unless reasoning_content comes back (issue 14)."""
     turns = [Turn(tool_calls=[WRITE], reasoning="let me think"), Turn(tool_calls=[FINISH])]
     run = run_session(tmp_path, http, turns)
     assert run.of(ev.ModelResponded)[0].message.reasoning == "let me think"
     second = run.server.requests[1].body
-    assert "let me think" not in json.dumps(second["messages"])
+    assert second["messages"][2]["reasoning_content"] == "let me think"
 
 
 def test_an_invalid_plan_goes_back_to_the_model(tmp_path: Path, http: httpx.Client) -> None:
@@ -306,12 +309,12 @@ def test_a_session_resumes_from_its_recorded_turns(tmp_path: Path, http: httpx.C
     ]
     seen = [0]
 
-    def interrupt_at_ninth(record: Any) -> Any:
-        def wrapped(event: Event, who: str) -> Event:
+    def interrupt_at_ninth(record: Recorder) -> Recorder:
+        def wrapped(event: Event, actor: str) -> Event:
             seen[0] += 1
             if seen[0] == 9:  # the write ran, but its result was never recorded
                 raise SessionInterrupted("stopped")
-            return record(event, who)  # type: ignore[no-any-return]
+            return record(event, actor)
 
         return wrapped
 

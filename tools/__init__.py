@@ -4,15 +4,17 @@
   ``.opencode/`` or ``.git/``; writes only inside the lease);
 - :class:`ToolSpec` is a function plus the msgspec Struct of its arguments (the schema the
   model sees is derived from it); :class:`Toolbox` runs them and never raises;
-- files, search, shell and web hold the tools; :mod:`~ocactors.tools.toolsets` the sets per role.
+- :func:`run_process` is the one runner of every command a mission starts (the model's
+  and the checks'); files, search, shell and web hold the tools;
+  :mod:`~ocactors.tools.toolsets` the sets per role.
 
 Errors are drawn in :mod:`ocactors.tools.errors`.  This package imports nothing else of ours.
 """
 
 from ocactors.tools.errors import ConfinementError, ToolError
+from ocactors.tools.processes import ProcessGroups, ProcessResult, run_process
 from ocactors.tools.shell import cap_output, command_env
 from ocactors.tools.spec import (
-    ProcessGroups,
     ShellConfig,
     Toolbox,
     ToolContext,
@@ -26,6 +28,7 @@ from ocactors.tools.workspace import Workspace
 __all__ = [
     "ConfinementError",
     "ProcessGroups",
+    "ProcessResult",
     "ShellConfig",
     "ToolContext",
     "ToolError",
@@ -38,5 +41,6 @@ __all__ = [
     "command_env",
     "planner_tools",
     "reviewer_tools",
+    "run_process",
     "worker_tools",
 ]

@@ -1,36 +1,27 @@
-"""run_command: a shell command in the workspace, bounded in time and in output.
+"""run_command: a shell command in the workspace, through the mission's one process runner.
 
-The command runs in its own session (process group), so a timeout kills everything it
-started, grandchildren included, and whatever it leaves running in the background dies when it
-ends.  Output keeps its head and its tail (where errors usually are) and elides the middle with
-a count; the middle is never held in memory, so ``yes`` cannot fill it.  Secrets are removed
-from the environment, and the interpreter running ocactors comes first on PATH so ``python``
-means that Python.  An allow-list admits one command whose first words are an allowed prefix:
+:func:`ocactors.tools.processes.run_process` bounds it in time and output and ends what it
+leaves running.  Secrets are removed from the environment, and the interpreter running
+ocactors comes first on PATH so ``python`` means that Python.  An allow-list admits one
+command whose first words are an allowed prefix:
 ``python`` allows ``python -m pytest 2>&1`` but not ``python3``, ``python x; rm y`` or
 ``python $(rm y)``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import selectors
 import shlex
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import msgspec
 
 from ocactors.tools.errors import ToolError
+from ocactors.tools.processes import ProcessResult, run_process
 from ocactors.tools.spec import ShellConfig, ToolContext, ToolSpec
 
-DRAIN_S = 0.5
-POLL_S = 0.05
-READ_CHUNK = 65536
 SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_PASSWD", "_CREDENTIALS")
 SECRET_WORDS = ("API_KEY", "SECRET", "PASSWORD")
 CHAINING = frozenset("();<>|&")
@@ -85,9 +76,26 @@ def run_command(ctx: ToolContext, args: RunCommand) -> str:
     if not timeout > 0:
         raise ToolError("timeout must be positive (seconds)")
     timeout = min(timeout, config.max_timeout_s)
-    code, out, err, timed_out = execute(args.command, ctx.workspace.root, timeout, config)
-    status = f"timed out after {timeout:g}s (process group killed)" if timed_out else f"{code}"
-    return f"exit code: {status}\nstdout:\n{out}\nstderr:\n{err}"
+    result = execute(args.command, ctx.workspace.root, timeout, config)
+    status = f"{result.exit_code}"
+    if result.timed_out:
+        status = f"timed out after {timeout:g}s (process group killed)"
+    return f"exit code: {status}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+
+
+def execute(
+    command: str, cwd: Path, timeout: float, config: ShellConfig, *, merge_stderr: bool = False
+) -> ProcessResult:
+    """Run a project command (a model's or the checks) with the mission's environment rules."""
+    return run_process(
+        command,
+        cwd=cwd,
+        env=command_env(config.env_strip),
+        timeout_s=timeout,
+        output_limit=config.output_limit,
+        groups=config.groups,
+        merge_stderr=merge_stderr,
+    )
 
 
 def _check_allowed(command: str, config: ShellConfig) -> None:
@@ -121,121 +129,6 @@ def _chains(command: str, words: list[str]) -> bool:
     if any(mark in command for mark in ("\n", "\r", "`", "$(")):
         return True
     return any(word and set(word) <= CHAINING and word not in REDIRECTS for word in words)
-
-
-def execute(
-    command: str, cwd: Path, timeout: float, config: ShellConfig
-) -> tuple[int, str, str, bool]:
-    """(exit code, stdout, stderr, timed out); output capped, the process group killed at the end.
-
-    Whatever the command left running in its group (``server &``) dies with it.
-    """
-    with subprocess.Popen(
-        ["/bin/bash", "-c", command] if Path("/bin/bash").exists() else command,
-        shell=not Path("/bin/bash").exists(),
-        cwd=cwd,
-        env=command_env(config.env_strip),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    ) as proc:
-        config.groups.add(proc.pid)
-        run = _Run(proc, timeout, config.output_limit)
-        try:
-            run.collect()
-        finally:
-            _kill_group(proc.pid)
-            config.groups.discard(proc.pid)
-        code = proc.wait(timeout=DRAIN_S)
-    return code, run.out.render(), run.err.render(), run.timed_out
-
-
-class _Capture:
-    """A stream's first and last ``limit`` bytes and its length: the middle is never held."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = max(limit, 2)
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.total = 0
-
-    def add(self, data: bytes) -> None:
-        self.total += len(data)
-        room = max(self.limit - len(self.head), 0)
-        self.head += data[:room]
-        if len(data) > room:
-            self.tail += data[room:]
-            del self.tail[: -self.limit]
-
-    def render(self) -> str:
-        """All of it, or the head and tail halves with the bytes between them counted."""
-        if self.total <= self.limit:
-            return _text(self.head)
-        half = self.limit // 2
-        last = (self.head + self.tail)[-half:]
-        elided = self.total - 2 * half
-        return f"{_text(self.head[:half])}\n[... {elided} bytes elided ...]\n{_text(last)}"
-
-
-class _Run:
-    """One command's two pipes, read until it ends or its time is up."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], timeout: float, limit: int) -> None:
-        self.proc = proc
-        self.out, self.err = _Capture(limit), _Capture(limit)
-        self.deadline = time.monotonic() + timeout
-        self.timed_out = False
-        self.exited = False
-
-    def collect(self) -> None:
-        """Read both pipes until the shell has exited and they are closed, or time is up."""
-        with selectors.DefaultSelector() as selector:
-            for pipe, capture in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
-                if pipe is not None:
-                    selector.register(pipe, selectors.EVENT_READ, capture)
-            while not self._done(bool(selector.get_map())):
-                wait = max(0.0, min(self.deadline - time.monotonic(), POLL_S))
-                if selector.get_map():
-                    _read_ready(selector, wait)
-                else:
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        self.proc.wait(timeout=wait)
-
-    def _done(self, pipes_open: bool) -> bool:
-        """Past the deadline the group is killed; after exit or kill, pipes get DRAIN_S more."""
-        now = time.monotonic()
-        if not self.exited and self.proc.poll() is not None:
-            self.exited = True
-            self.deadline = min(self.deadline, now + DRAIN_S)
-        if self.exited and not pipes_open:
-            return True
-        if now < self.deadline:
-            return False
-        if self.exited or self.timed_out:
-            return True  # a process outside the group keeps the pipes open: stop reading
-        self.timed_out = True
-        _kill_group(self.proc.pid)
-        self.deadline = now + DRAIN_S
-        return False
-
-
-def _read_ready(selector: selectors.BaseSelector, wait: float) -> None:
-    for key, _ in selector.select(wait):
-        data = os.read(key.fd, READ_CHUNK)
-        if data:
-            key.data.add(data)
-        else:
-            selector.unregister(key.fileobj)
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def _text(data: bytes | bytearray) -> str:
-    return bytes(data).decode("utf-8", errors="replace")
 
 
 RUN_COMMAND = ToolSpec(

@@ -8,10 +8,6 @@ come back as an error result with a reason the model can act on.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,42 +17,8 @@ import httpx
 import msgspec
 
 from ocactors.tools.errors import ToolError
+from ocactors.tools.processes import ProcessGroups
 from ocactors.tools.workspace import Workspace
-
-SECRET_ENV = ("OCACTORS_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY")
-
-
-class ProcessGroups:
-    """The process groups run_command has running, so a stopping mission can end them."""
-
-    def __init__(self) -> None:
-        self._pids: set[int] = set()
-        self._lock = threading.Lock()
-
-    def add(self, pid: int) -> None:
-        """A command started (its pid is its process group id)."""
-        with self._lock:
-            self._pids.add(pid)
-
-    def discard(self, pid: int) -> None:
-        """A command ended."""
-        with self._lock:
-            self._pids.discard(pid)
-
-    @property
-    def running(self) -> int:
-        """How many commands are running now."""
-        with self._lock:
-            return len(self._pids)
-
-    def kill_all(self) -> int:
-        """SIGKILL every group still running; how many there were."""
-        with self._lock:
-            pids, self._pids = self._pids, set()
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
-        return len(pids)
 
 
 @dataclass(frozen=True)
@@ -67,7 +29,7 @@ class ShellConfig:
     max_timeout_s: float = 600.0
     output_limit: int = 16_000
     allow_prefixes: tuple[str, ...] = ()
-    env_strip: tuple[str, ...] = SECRET_ENV
+    env_strip: tuple[str, ...] = ()
     groups: ProcessGroups = field(default_factory=ProcessGroups, compare=False)
 
 

@@ -3,10 +3,13 @@
 Converts the provider-neutral conversation: system messages go to ``system``; assistant
 tool calls become ``tool_use`` blocks and tool results ``tool_result`` blocks in a user
 message (consecutive results, and a user text after them, merged into one user message,
-since Anthropic wants roles to alternate); reasoning goes back as a ``thinking`` block only
-when it has its signature (Anthropic rejects unsigned thinking). Tools arrive in OpenAI
-function format and are converted. ``redacted_thinking`` blocks are not kept (ChatMessage
-has no place for them). Retries are not done here: see RetryingClient.
+since Anthropic wants roles to alternate). Every ``thinking`` and ``redacted_thinking``
+block of a reply is kept in ``ChatMessage.thinking_blocks``, in order, each with its own
+``signature`` or ``data``, and sent back exactly so (Anthropic checks the signatures and
+wants the thinking of a tool-use turn back); unsigned reasoning from another provider is
+never sent (Anthropic rejects it). A ``refusal`` stop keeps its explanation in
+``ChatMessage.refusal``. Tools arrive in OpenAI function format and are converted.
+Retries are not done here: see RetryingClient.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ FINISH_REASONS = {
     "tool_use": "tool_calls",
     "max_tokens": "length",
 }
+THINKING_TYPES = frozenset({"thinking", "redacted_thinking"})
 STREAM_ERRORS: dict[str, tuple[type[ModelError], int | None]] = {
     "rate_limit_error": (RateLimited, 429),
     "overloaded_error": (ServerError, 529),
@@ -59,6 +63,7 @@ class _Block(msgspec.Struct):
     text: str | None = None
     thinking: str | None = None
     signature: str | None = None
+    data: str | None = None
     id: str | None = None
     name: str | None = None
     input: Any = None
@@ -74,6 +79,7 @@ class _Usage(msgspec.Struct):
 class _Message(msgspec.Struct):
     content: list[_Block] = []
     stop_reason: str | None = None
+    stop_details: dict[str, Any] | None = None
     usage: _Usage | None = None
 
 
@@ -84,6 +90,7 @@ class _Delta(msgspec.Struct):
     thinking: str | None = None
     signature: str | None = None
     stop_reason: str | None = None
+    stop_details: dict[str, Any] | None = None
 
 
 class _Event(msgspec.Struct):
@@ -97,6 +104,8 @@ class _Event(msgspec.Struct):
 
 
 _MESSAGE = msgspec.json.Decoder(_Message)
+# What a reply is read into: message, stop reason, usage, stop details.
+_Read = tuple[ChatMessage, str | None, _Usage | None, dict[str, Any] | None]
 _EVENT = msgspec.json.Decoder(_Event)
 
 
@@ -112,17 +121,27 @@ def tool_input(arguments: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
-def assistant_blocks(message: ChatMessage) -> list[dict[str, Any]]:
-    """Thinking (only if signed), text, then tool_use blocks."""
-    blocks: list[dict[str, Any]] = []
+def thinking_sent(message: ChatMessage) -> list[dict[str, Any]]:
+    """The thinking blocks to send back: as received, or (a message recorded before
+    ``thinking_blocks`` existed) one block from the reasoning, only if it was signed."""
+    if message.thinking_blocks:
+        return [dict(b) for b in message.thinking_blocks if signed(b)]
     if message.reasoning and message.reasoning_signature:
-        blocks.append(
-            {
-                "type": "thinking",
-                "thinking": message.reasoning,
-                "signature": message.reasoning_signature,
-            }
-        )
+        signature = message.reasoning_signature
+        return [{"type": "thinking", "thinking": message.reasoning, "signature": signature}]
+    return []
+
+
+def signed(block: dict[str, Any]) -> bool:
+    """Can this block go back? Redacted thinking always; thinking only with a signature."""
+    if block.get("type") == "redacted_thinking":
+        return bool(block.get("data"))
+    return block.get("type") == "thinking" and bool(block.get("signature"))
+
+
+def assistant_blocks(message: ChatMessage) -> list[dict[str, Any]]:
+    """Thinking blocks (exactly as received), text, then tool_use blocks."""
+    blocks = thinking_sent(message)
     if message.content:
         blocks.append({"type": "text", "text": message.content})
     blocks += [
@@ -194,6 +213,13 @@ def reply_usage(usage: _Usage | None, messages: list[ChatMessage], reply: ChatMe
     return Usage(prompt_tokens=prompt_tokens(usage), completion_tokens=usage.output_tokens or 0)
 
 
+def thinking_block(block: _Block) -> dict[str, Any]:
+    """A thinking or redacted_thinking block as Anthropic wants it back."""
+    if block.type == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block.data or ""}
+    return {"type": "thinking", "thinking": block.thinking or "", "signature": block.signature}
+
+
 def message_of(blocks: list[_Block]) -> ChatMessage:
     """The neutral assistant message for a list of content blocks."""
     texts = [b.text or "" for b in blocks if b.type == "text"]
@@ -214,7 +240,17 @@ def message_of(blocks: list[_Block]) -> ChatMessage:
         tool_calls=calls,
         reasoning="".join(b.thinking or "" for b in thinking) or None,
         reasoning_signature=signatures[-1] if signatures else None,
+        thinking_blocks=[thinking_block(b) for b in blocks if b.type in THINKING_TYPES],
     )
+
+
+def refused(message: ChatMessage, details: dict[str, Any] | None) -> ChatMessage:
+    """A ``refusal`` stop, kept visible: its explanation in ``refusal`` and, when the
+    model said nothing else, in ``content``."""
+    explanation = (details or {}).get("explanation")
+    text = explanation if isinstance(explanation, str) and explanation else "(refused)"
+    content = message.content or text
+    return msgspec.structs.replace(message, content=content, refusal=text)
 
 
 def finish_reason(stop_reason: str | None, message: ChatMessage) -> str:
@@ -280,6 +316,7 @@ class StreamAssembler:
         self.blocks: dict[int, _PendingBlock] = {}
         self.usage: _Usage | None = None
         self.stop_reason: str | None = None
+        self.stop_details: dict[str, Any] | None = None
         self.done = False
 
     def feed(self, event: _Event) -> None:
@@ -305,6 +342,7 @@ class StreamAssembler:
     def _message_delta(self, event: _Event) -> None:
         if event.delta is not None:
             self.stop_reason = event.delta.stop_reason or self.stop_reason
+            self.stop_details = event.delta.stop_details or self.stop_details
         if event.usage is not None and event.usage.output_tokens is not None:
             usage = self.usage or _Usage(input_tokens=None)
             self.usage = msgspec.structs.replace(usage, output_tokens=event.usage.output_tokens)
@@ -390,9 +428,11 @@ class AnthropicClient:
             secret=self._api_key,
         ) as response:
             if self.stream and "text/event-stream" in response.headers.get("content-type", ""):
-                message, stop, usage = self._read_stream(response)
+                message, stop, usage, details = self._read_stream(response)
             else:
-                message, stop, usage = self._read_body(response.read())
+                message, stop, usage, details = self._read_body(response.read())
+        if stop == "refusal":
+            message = refused(message, details)
         return ModelReply(
             message=message,
             usage=reply_usage(usage, messages, message),
@@ -406,16 +446,14 @@ class AnthropicClient:
             headers["x-api-key"] = self._api_key
         return headers
 
-    def _read_body(self, data: bytes) -> tuple[ChatMessage, str | None, _Usage | None]:
+    def _read_body(self, data: bytes) -> _Read:
         try:
             reply = _MESSAGE.decode(data)
         except msgspec.DecodeError as error:
             raise BadResponse(f"malformed message from {self.url}: {error}") from None
-        return message_of(reply.content), reply.stop_reason, reply.usage
+        return message_of(reply.content), reply.stop_reason, reply.usage, reply.stop_details
 
-    def _read_stream(
-        self, response: httpx.Response
-    ) -> tuple[ChatMessage, str | None, _Usage | None]:
+    def _read_stream(self, response: httpx.Response) -> _Read:
         assembler = StreamAssembler(self.url, self._api_key)
         for data in sse_data(response):
             try:
@@ -426,4 +464,5 @@ class AnthropicClient:
                 break
         if not assembler.done:
             raise TransportError(f"the stream from {self.url} ended before message_stop")
-        return assembler.message(), assembler.stop_reason, assembler.usage
+        message, stop = assembler.message(), assembler.stop_reason
+        return message, stop, assembler.usage, assembler.stop_details

@@ -3,8 +3,18 @@
 One client serves OpenAI, OpenRouter, DeepSeek, Groq, Together, Ollama, vLLM, llama.cpp
 and LM Studio, so it is lenient about what comes back: missing tool-call ids are made up,
 empty arguments become ``"{}"``, absent usage is estimated (``Usage(estimated=True)``),
-``reasoning_content`` / ``reasoning`` are read into ``ChatMessage.reasoning`` (and never
-sent back: providers reject or bill them). Retries are not done here: see RetryingClient.
+and tool calls that reuse one ``index`` (Ollama sends every call at ``index: 0``) are told
+apart by their ``id``.
+
+Reasoning is kept as the provider sent it and sent back the same way: the text under the
+field it came in (``reasoning_content`` or ``reasoning``; DeepSeek answers 400 when a
+tool-call turn comes back without it), and OpenRouter's ``reasoning_details`` verbatim.
+OpenAI itself never sends reasoning, so nothing is echoed to it. A server that refuses
+the echoed field as unknown (Groq does) gets the request once more without it, and this
+client stops echoing. A refusal is kept in ``ChatMessage.refusal`` (and in ``content``
+when there is no other content); a stream that ends with ``finish_reason: "error"``
+(OpenRouter) is a TransportError, never a reply. Transient failures are not retried here:
+see RetryingClient.
 """
 
 from __future__ import annotations
@@ -17,8 +27,16 @@ from typing import Any
 import httpx
 import msgspec
 
-from ocactors.actors.models._http import is_overflow, open_response, sse_data, timeout_for
+from ocactors.actors.models._http import (
+    RETRY_STATUSES,
+    is_overflow,
+    open_response,
+    sse_data,
+    timeout_for,
+)
 from ocactors.actors.models.errors import (
+    AuthError,
+    BadRequest,
     BadResponse,
     ContextOverflow,
     ModelError,
@@ -32,6 +50,12 @@ from ocactors.events.catalogue import ChatMessage, ToolCall, Usage
 
 DEFAULT_CONTEXT_WINDOW = 128_000
 DEFAULT_TIMEOUT_S = 300.0
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+DETAIL_TEXTS = frozenset({"text", "summary", "data"})
+# Hosts known to refuse reasoning fields in assistant messages (HTTP 400 "property
+# 'reasoning_content' is unsupported"); others learn it from the first such answer.
+NO_ECHO_HOSTS = frozenset({"api.groq.com"})
+UNKNOWN_FIELD_WORDS = ("unsupported", "unknown", "unrecognized", "not allowed", "unexpected")
 
 
 # --- the wire format we read (unknown fields ignored, everything optional) ---------------
@@ -52,6 +76,8 @@ class _Message(msgspec.Struct):
     content: str | list[Any] | None = None
     reasoning_content: str | None = None
     reasoning: str | None = None
+    reasoning_details: list[dict[str, Any]] | None = None
+    refusal: str | None = None
     tool_calls: list[_ToolCallPart] | None = None
 
 
@@ -83,30 +109,51 @@ _DECODER = msgspec.json.Decoder(_Completion)
 # --- what we send --------------------------------------------------------------------
 
 
-def to_openai_message(message: ChatMessage) -> dict[str, Any]:
-    """One ChatMessage as an OpenAI message; reasoning is deliberately left out."""
+def to_openai_message(message: ChatMessage, *, echo_reasoning: bool = True) -> dict[str, Any]:
+    """One ChatMessage as an OpenAI message; an assistant's reasoning goes back under the
+    field it came in (none for OpenAI), unless ``echo_reasoning`` is off."""
     if message.role == "tool":
         return {
             "role": "tool",
             "tool_call_id": message.tool_call_id or "",
             "content": message.content,
         }
-    if message.role != "assistant" or not message.tool_calls:
+    if message.role != "assistant":
         return {"role": message.role, "content": message.content}
-    calls = [
-        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-        for c in message.tool_calls
-    ]
-    return {"role": "assistant", "content": message.content or None, "tool_calls": calls}
+    sent: dict[str, Any] = {"role": "assistant", "content": message.content}
+    if echo_reasoning:
+        sent |= reasoning_echo(message)
+    if message.tool_calls:
+        sent["content"] = message.content or None
+        sent["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    return sent
+
+
+def reasoning_echo(message: ChatMessage) -> dict[str, Any]:
+    """The reasoning fields an assistant message carries back, exactly as received."""
+    echo: dict[str, Any] = {}
+    if message.reasoning_field in REASONING_FIELDS:
+        echo[message.reasoning_field] = message.reasoning or ""
+    if message.reasoning_details:
+        echo["reasoning_details"] = message.reasoning_details
+    return echo
 
 
 def request_body(
-    model: str, messages: list[ChatMessage], tools: list[dict[str, Any]], *, stream: bool
+    model: str,
+    messages: list[ChatMessage],
+    tools: list[dict[str, Any]],
+    *,
+    stream: bool,
+    echo_reasoning: bool = True,
 ) -> dict[str, Any]:
     """The JSON body of a chat completion request."""
     body: dict[str, Any] = {
         "model": model,
-        "messages": [to_openai_message(m) for m in messages],
+        "messages": [to_openai_message(m, echo_reasoning=echo_reasoning) for m in messages],
         "stream": stream,
     }
     if tools:
@@ -114,6 +161,19 @@ def request_body(
     if stream:
         body["stream_options"] = {"include_usage": True}
     return body
+
+
+def echoes_reasoning(messages: list[ChatMessage]) -> bool:
+    """Would a request for ``messages`` carry any reasoning field back?"""
+    return any(m.role == "assistant" and reasoning_echo(m) for m in messages)
+
+
+def refuses_reasoning(error: BadRequest) -> bool:
+    """Did the server refuse a reasoning field it does not know (Groq: "property
+    'reasoning_content' is unsupported")? DeepSeek's "must be passed back" is not that."""
+    text = str(error).lower()
+    named = any(field in text for field in (*REASONING_FIELDS, "reasoning_details"))
+    return named and any(word in text for word in UNKNOWN_FIELD_WORDS)
 
 
 # --- what we read --------------------------------------------------------------------
@@ -139,6 +199,15 @@ def content_text(content: str | list[Any] | None) -> str:
     return content or ""
 
 
+def reasoning_of(message: _Message) -> tuple[str | None, str | None]:
+    """The reasoning text and the field it came in (``reasoning_content`` first)."""
+    if message.reasoning_content is not None:
+        return message.reasoning_content, "reasoning_content"
+    if message.reasoning is not None:
+        return message.reasoning, "reasoning"
+    return None, None
+
+
 def usage_of(usage: _Usage | None, messages: list[ChatMessage], reply: ChatMessage) -> Usage:
     """The provider's token counts, or an estimate flagged ``estimated=True``."""
     if usage is None or usage.prompt_tokens is None:
@@ -150,18 +219,35 @@ def usage_of(usage: _Usage | None, messages: list[ChatMessage], reply: ChatMessa
     return Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens or 0)
 
 
-def stream_error(error: dict[str, Any] | str, url: str, secret: str | None) -> ModelError:
-    """An error object sent inside a 200 response (OpenRouter does this mid-stream)."""
+def stream_error(
+    error: dict[str, Any] | str, url: str, secret: str | None, finish: str | None = None
+) -> ModelError:
+    """An error object sent inside a 200 response (OpenRouter does this mid-stream); its
+    numeric ``code`` is read as an HTTP status, a ``finish_reason: "error"`` as a cut."""
     detail = error if isinstance(error, str) else error.get("message", error)
     code = None if isinstance(error, str) else error.get("code")
-    message = scrub(f"error from {url}: {detail}", secret)
-    if code == 429:
-        return RateLimited(message)
+    if not isinstance(code, int) and isinstance(error, dict):  # Groq: "status_code": 400
+        code = error.get("status_code", code)
+    ending = " (finish_reason 'error')" if finish == "error" else ""
+    message = scrub(f"error from {url}: {detail}{ending}", secret)
     if is_overflow(message) or code == "context_length_exceeded":
         return ContextOverflow(message)
-    if isinstance(code, int) and code >= 500:
+    if code in (429, "rate_limit_exceeded"):
+        return RateLimited(message)
+    if code in (401, 403):
+        return AuthError(message, status=code)
+    if isinstance(code, int) and (code >= 500 or code in RETRY_STATUSES):
         return ServerError(message, status=code)
+    if finish == "error":
+        return TransportError(message)
+    if isinstance(code, int) and 400 <= code < 500:
+        return BadRequest(message, status=code)
     return BadResponse(message)
+
+
+def ended_in_error(url: str) -> TransportError:
+    """``finish_reason: "error"`` without an error object: the provider broke off."""
+    return TransportError(f"the answer from {url} ended with finish_reason 'error'")
 
 
 def parse_completion(
@@ -173,6 +259,8 @@ def parse_completion(
         raise BadResponse(f"no choices[0].message in the response from {url}")
     choice = completion.choices[0]
     assert choice.message is not None
+    if choice.finish_reason == "error":
+        raise ended_in_error(url)
     message = assistant_message(choice.message)
     return message, finish_reason(choice.finish_reason, message), usage_field(completion)
 
@@ -184,7 +272,8 @@ def decode_completion(data: bytes | str, url: str, secret: str | None) -> _Compl
     except msgspec.DecodeError as error:
         raise BadResponse(f"malformed completion from {url}: {error}") from None
     if completion.error is not None:
-        raise stream_error(completion.error, url, secret)
+        finish = completion.choices[0].finish_reason if completion.choices else None
+        raise stream_error(completion.error, url, secret, finish)
     return completion
 
 
@@ -205,17 +294,35 @@ def assistant_message(message: _Message) -> ChatMessage:
         )
         for part in message.tool_calls or []
     ]
+    reasoning, field = reasoning_of(message)
+    content = content_text(message.content)
     return ChatMessage(
         role="assistant",
-        content=content_text(message.content),
+        content=content or message.refusal or "",
         tool_calls=calls,
-        reasoning=message.reasoning_content or message.reasoning or None,
+        reasoning=reasoning or None,
+        reasoning_field=field,
+        reasoning_details=message.reasoning_details or [],
+        refusal=message.refusal or None,
     )
 
 
 def finish_reason(reason: str | None, message: ChatMessage) -> str:
     """The server's finish reason, or what it must have been."""
     return reason or ("tool_calls" if message.tool_calls else "stop")
+
+
+def merge_detail(details: dict[int, dict[str, Any]], part: dict[str, Any]) -> None:
+    """Fold one streamed ``reasoning_details`` item into the item with its ``index``:
+    text pieces are joined, other keys (type, format, signature, id) take the last value."""
+    index = part.get("index")
+    key = index if isinstance(index, int) else -1 - len(details)
+    merged = details.setdefault(key, {})
+    for name, value in part.items():
+        if name in DETAIL_TEXTS and isinstance(value, str):
+            merged[name] = merged.get(name, "") + value
+        elif value is not None or name not in merged:
+            merged[name] = value
 
 
 class _PendingCall:
@@ -227,13 +334,20 @@ class _PendingCall:
         self.arguments: list[str] = []
 
     def add(self, part: _ToolCallPart) -> None:
-        self.id = self.id or part.id
+        self.id = self.id or part.id or None
         function = part.function or _Function()
         self.name = self.name or function.name or ""
         if isinstance(function.arguments, dict):
             self.arguments = [arguments_text(function.arguments)]
         elif function.arguments:
             self.arguments.append(function.arguments)
+
+    def starts_another(self, part: _ToolCallPart, *, indexed: bool) -> bool:
+        """Does ``part`` begin another call? A part carrying a different id does, whatever
+        its index says; without an index, so does any id after an id-less call."""
+        if not part.id or part.id == self.id:  # vLLM sends id "" on continuation parts
+            return False
+        return self.id is not None or not indexed
 
     def call(self) -> ToolCall:
         return ToolCall(
@@ -248,8 +362,12 @@ class StreamAssembler:
 
     def __init__(self) -> None:
         self.content: list[str] = []
+        self.refusal: list[str] = []
         self.reasoning: list[str] = []
-        self.calls: dict[int, _PendingCall] = {}
+        self.reasoning_field: str | None = None
+        self.details: dict[int, dict[str, Any]] = {}
+        self.calls: list[_PendingCall] = []
+        self.slots: dict[int, int] = {}
         self.finish: str | None = None
         self.usage: _Usage | None = None
         self.done = False
@@ -260,25 +378,45 @@ class StreamAssembler:
             self.finish = choice.finish_reason or self.finish
             delta = choice.delta or choice.message or _Message()
             self.content.append(content_text(delta.content))
-            self.reasoning.append(delta.reasoning_content or delta.reasoning or "")
+            self.refusal.append(delta.refusal or "")
+            self._reasoning(delta)
             for part in delta.tool_calls or []:
                 self._pending(part).add(part)
 
+    def _reasoning(self, delta: _Message) -> None:
+        text, field = reasoning_of(delta)
+        if field is not None:
+            self.reasoning_field = self.reasoning_field or field
+            self.reasoning.append(text or "")
+        for part in delta.reasoning_details or []:
+            merge_detail(self.details, part)
+
     def _pending(self, part: _ToolCallPart) -> _PendingCall:
-        """The call a delta belongs to: by ``index``, else a new id starts a new call."""
-        index = part.index
-        if index is None:
-            last = max(self.calls, default=-1)
-            fresh = last < 0 or (part.id is not None and part.id != self.calls[last].id)
-            index = last + 1 if fresh else last
-        return self.calls.setdefault(index, _PendingCall(part.id))
+        """The call a delta belongs to: by ``index`` unless its id says it is another
+        call (Ollama repeats ``index: 0``); without an index, a new id starts a call."""
+        if part.index is None:
+            fresh = not self.calls or self.calls[-1].starts_another(part, indexed=False)
+            return self._start(part) if fresh else self.calls[-1]
+        slot = self.slots.get(part.index)
+        if slot is None or self.calls[slot].starts_another(part, indexed=True):
+            self.slots[part.index] = len(self.calls)
+            return self._start(part)
+        return self.calls[slot]
+
+    def _start(self, part: _ToolCallPart) -> _PendingCall:
+        self.calls.append(_PendingCall(part.id))
+        return self.calls[-1]
 
     def message(self) -> ChatMessage:
+        content, refusal = "".join(self.content), "".join(self.refusal)
         return ChatMessage(
             role="assistant",
-            content="".join(self.content),
-            tool_calls=[self.calls[i].call() for i in sorted(self.calls)],
+            content=content or refusal,
+            tool_calls=[pending.call() for pending in self.calls],
             reasoning="".join(self.reasoning) or None,
+            reasoning_field=self.reasoning_field,
+            reasoning_details=list(self.details.values()),
+            refusal=refusal or None,
         )
 
 
@@ -295,6 +433,7 @@ class OpenAIChatClient:
         stream: bool = True,
         context_window: int = DEFAULT_CONTEXT_WINDOW,
         timeout: float = DEFAULT_TIMEOUT_S,
+        echo_reasoning: bool | None = None,
     ) -> None:
         self._http = http
         self.base_url = base_url.rstrip("/")
@@ -304,6 +443,7 @@ class OpenAIChatClient:
         self._context_window = context_window
         self._timeout = timeout_for(timeout)
         self.url = f"{self.base_url}/chat/completions"
+        self.echo_reasoning = echo_default(self.base_url, echo_reasoning)
 
     @property
     def model(self) -> str:
@@ -324,9 +464,28 @@ class OpenAIChatClient:
         headers: Mapping[str, str],
         on_retry: OnRetry | None = None,
     ) -> ModelReply:
-        """One request, no retries (``on_retry`` is accepted for the protocol, never called)."""
+        """One request (``on_retry`` is accepted for the protocol, never called). If the
+        server refuses the echoed reasoning as an unknown field, it is sent once more
+        without it, and reasoning is not echoed to this server again."""
+        echo = self.echo_reasoning
+        try:
+            return self._complete(messages, tools, headers, echo=echo)
+        except BadRequest as error:
+            if not (echo and echoes_reasoning(messages) and refuses_reasoning(error)):
+                raise
+        self.echo_reasoning = False  # a plain bool store: safe to race, all agree
+        return self._complete(messages, tools, headers, echo=False)
+
+    def _complete(
+        self,
+        messages: list[ChatMessage],
+        tools: list[dict[str, Any]],
+        headers: Mapping[str, str],
+        *,
+        echo: bool,
+    ) -> ModelReply:
         started = time.perf_counter()
-        body = request_body(self._model, messages, tools, stream=self.stream)
+        body = request_body(self._model, messages, tools, stream=self.stream, echo_reasoning=echo)
         with open_response(
             self._http,
             self.url,
@@ -359,10 +518,19 @@ class OpenAIChatClient:
                 assembler.done = True
                 continue  # drain to the end, so the connection goes back to the pool
             assembler.feed(decode_completion(data, self.url, self._api_key))
+        if assembler.finish == "error":
+            raise ended_in_error(self.url)
         if not assembler.done and assembler.finish is None:
             raise TransportError(f"the stream from {self.url} ended before the answer did")
         message = assembler.message()
         return message, finish_reason(assembler.finish, message), assembler.usage
+
+
+def echo_default(base_url: str, asked: bool | None) -> bool:
+    """Echo reasoning unless told not to, or the host is known to refuse it."""
+    if asked is not None:
+        return asked
+    return httpx.URL(base_url).host not in NO_ECHO_HOSTS if "://" in base_url else True
 
 
 def _is_event_stream(response: httpx.Response) -> bool:

@@ -14,7 +14,8 @@ import msgspec
 
 from ocactors.actors.mission import record_resume
 from ocactors.actors.session_state import SessionState, apply_session
-from ocactors.actors.state import MissionState, apply
+from ocactors.actors.state import MissionState, fold_mission
+from ocactors.claim import claim_workspace
 from ocactors.commands.inspect import status_lines
 from ocactors.common import EXIT_FAILED, EXIT_OK, UsageError, add_workspace, workspace_of
 from ocactors.events import create_mission_dir, encode, new_mission_id, read_events
@@ -72,12 +73,10 @@ def run_replay(args: argparse.Namespace) -> int:
 
 def _state(stream: Any, actor: str | None) -> Any:
     """The whole mission, the Commander, or one session actor's sessions, folded."""
-    if actor is None or actor == "commander":
-        state = MissionState()
-        for event in stream:
-            if actor is None or event.actor == "commander":
-                state = apply(state, event)
-        return state
+    if actor is None:
+        return fold_mission(stream)
+    if actor == "commander":
+        return fold_mission(e for e in stream if e.actor == "commander")
     sessions: dict[str, SessionState] = {}
     for event in stream:
         session = getattr(event, "session", None)
@@ -141,14 +140,16 @@ def _fork(paths: Any, workspace: Path, args: argparse.Namespace) -> int:
         raise UsageError(f"mission {paths.id} has no event {args.fork_at}")
     if event_type(copied[-1]) in FINAL_TYPES and event_type(copied[-1]) == "mission.sealed":
         raise UsageError(f"the mission is already sealed at event {args.fork_at}")
-    fork = create_mission_dir(workspace, new_mission_id())
-    with open(fork.events, "wb") as out:
-        for event in copied:
-            out.write(encode(msgspec.structs.replace(event, mission=fork.id)) + b"\n")
-    if paths.baseline.is_dir():
-        shutil.copytree(paths.baseline, fork.baseline)
-    launch = launch_for(workspace, args, make_view(False))
-    journal = open_journal(fork.events, fork.id, args.durability)
-    record_resume(journal, f"fork of {paths.id} at {args.fork_at}", None)
-    print(f"mission {fork.id} forked from {paths.id} at event {args.fork_at}", file=sys.stderr)
-    return run_logged_mission(launch, fork, journal)
+    with claim_workspace(workspace) as claim:
+        launch = launch_for(workspace, args, make_view(False))  # before any folder exists
+        fork = create_mission_dir(workspace, new_mission_id())
+        claim.name(fork.id)
+        with open(fork.events, "wb") as out:
+            for event in copied:
+                out.write(encode(msgspec.structs.replace(event, mission=fork.id)) + b"\n")
+        if paths.baseline.is_dir():
+            shutil.copytree(paths.baseline, fork.baseline)
+        journal = open_journal(fork.events, fork.id, args.durability)
+        record_resume(journal, f"fork of {paths.id} at {args.fork_at}", None)
+        print(f"mission {fork.id} forked from {paths.id} at event {args.fork_at}", file=sys.stderr)
+        return run_logged_mission(launch, fork, journal)

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from ocactors.actors.mission import load_log, open_new_mission, record_resume
+from ocactors.claim import claim_workspace
 from ocactors.common import EXIT_FAILED, EXIT_OK, UsageError, add_workspace, workspace_of
 from ocactors.events import (
     MissionPaths,
@@ -65,6 +66,13 @@ def _register_task(sub: Any) -> None:
 def _add_caps(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, metavar="N", help="stop (resumable) past N tokens")
     p.add_argument("--max-cost", type=float, metavar="USD", help="stop past this cost")
+    p.add_argument(
+        "--session-ttl",
+        type=float,
+        metavar="SECONDS",
+        dest="session_ttl_s",
+        help="stop a model session running longer (default: [limits] session_ttl_s, 3600)",
+    )
 
 
 def run_task(args: argparse.Namespace) -> int:
@@ -73,16 +81,18 @@ def run_task(args: argparse.Namespace) -> int:
     if not args.goal.strip():
         raise UsageError("the goal is empty; say what the mission should achieve")
     settings = _settings(args, session_limits(workspace))
-    launch = launch_for(workspace, args, make_view(args.json))
-    paths, journal = open_new_mission(
-        workspace,
-        args.goal.strip(),
-        settings,
-        lambda p, mission: open_journal(p, mission, args.durability),
-    )
-    print(f"mission {paths.id} in {workspace}", file=sys.stderr)
-    print(f"settings: {describe_settings(settings)}", file=sys.stderr)
-    return run_logged_mission(launch, paths, journal)
+    with claim_workspace(workspace) as claim:
+        launch = launch_for(workspace, args, make_view(args.json))
+        paths, journal = open_new_mission(
+            workspace,
+            args.goal.strip(),
+            settings,
+            lambda p, mission: open_journal(p, mission, args.durability),
+        )
+        claim.name(paths.id)
+        print(f"mission {paths.id} in {workspace}", file=sys.stderr)
+        print(f"settings: {describe_settings(settings)}", file=sys.stderr)
+        return run_logged_mission(launch, paths, journal)
 
 
 def _settings(args: argparse.Namespace, limits: Limits) -> MissionSettings:
@@ -93,6 +103,7 @@ def _settings(args: argparse.Namespace, limits: Limits) -> MissionSettings:
         raise UsageError(f"--parallel must be between 1 and {min(MAX_PARALLEL, max_sessions)}")
     if args.max_iterations < 1:
         raise UsageError("--max-iterations must be at least 1")
+    _check_ttl(args)
     return MissionSettings(
         verify_command=args.verify,
         max_iterations=args.max_iterations,
@@ -100,7 +111,13 @@ def _settings(args: argparse.Namespace, limits: Limits) -> MissionSettings:
         max_sessions=max_sessions,
         max_tokens=args.max_tokens,
         max_cost=args.max_cost,
+        session_ttl_s=args.session_ttl_s or limits.session_ttl_s,
     )
+
+
+def _check_ttl(args: argparse.Namespace) -> None:
+    if args.session_ttl_s is not None and not args.session_ttl_s > 0:
+        raise UsageError("--session-ttl must be a positive number of seconds")
 
 
 def _register_resume(sub: Any) -> None:
@@ -123,27 +140,30 @@ def _register_resume(sub: Any) -> None:
 
 def run_resume(args: argparse.Namespace) -> int:
     """Open the log (repairing a torn tail), then run from where it left off."""
+    _check_ttl(args)
     workspace = workspace_of(args)
     paths = resolve_mission(workspace, args.mission)
-    journal = open_journal(paths.events, paths.id, args.durability)
-    try:
-        state = load_log(paths.events).commander
-        if state.phase == "sealed":
-            print(f"mission {paths.id} is already SEALED; nothing to do")
-            return EXIT_OK
-        launch = launch_for(workspace, args, make_view(args.json))
-    except BaseException:
-        journal.close()
-        raise
-    record_resume(journal, "resume", _raised_caps(state.settings, args))
-    print(f"mission {paths.id} resumed in {workspace}", file=sys.stderr)
-    return run_logged_mission(launch, paths, journal)
+    with claim_workspace(workspace) as claim:
+        journal = open_journal(paths.events, paths.id, args.durability)
+        try:
+            state = load_log(paths.events).commander
+            if state.phase == "sealed":
+                print(f"mission {paths.id} is already SEALED; nothing to do")
+                return EXIT_OK
+            launch = launch_for(workspace, args, make_view(args.json))
+        except BaseException:
+            journal.close()
+            raise
+        claim.name(paths.id)
+        record_resume(journal, "resume", _raised_caps(state.settings, args))
+        print(f"mission {paths.id} resumed in {workspace}", file=sys.stderr)
+        return run_logged_mission(launch, paths, journal)
 
 
 def _raised_caps(settings: MissionSettings, args: argparse.Namespace) -> MissionSettings | None:
     changes = {
         name: getattr(args, name)
-        for name in ("max_tokens", "max_cost", "max_iterations")
+        for name in ("max_tokens", "max_cost", "max_iterations", "session_ttl_s")
         if getattr(args, name, None) is not None
     }
     return msgspec.structs.replace(settings, **changes) if changes else None

@@ -1,0 +1,266 @@
+"""Every ending is an event: after a TTL, a stop, crashes or a kill, nothing is left running.
+
+Each mission here ends in a different way; afterwards the log folds to no running session and
+no held lease, every ``session.started`` has an ending event, ``ocactors status`` says the same,
+and (for a SIGKILL) no process the mission started is alive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ocactors.actors.models import ScriptedModelServer, Turn
+from ocactors.actors.models.playbook import Playbook, TaskPlay, Verdict
+from ocactors.actors.session import AgentSession, Recorder
+from ocactors.actors.state import fold_mission
+from ocactors.cli import main
+from ocactors.events import catalogue as ev
+from ocactors.events import list_missions, read_events, send_control
+from ocactors.events.catalogue import Event, MissionSettings, Record
+from tests._mission_helpers import MissionHarness, textstats_playbook
+
+ENDS = (ev.SessionFinished, ev.SessionFailed, ev.SessionInterrupted)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    root.mkdir()
+    return root
+
+
+def assert_nothing_left_running(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> list[Record]:
+    """The log's fold and `ocactors status --json` show no session running and no lease."""
+    (paths,) = list_missions(workspace)
+    events = list(read_events(paths.events))
+    state = fold_mission(events)
+    assert dict(state.sessions) == {} and dict(state.leases) == {}
+    started = {e.session for e in events if isinstance(e, ev.SessionStarted)}
+    ended = {e.session for e in events if isinstance(e, ENDS)}
+    assert started and started <= ended, started - ended
+    capsys.readouterr()
+    assert main(["status", "--json", "-C", str(workspace)]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["sessions"] == {} and status["leases"] == {}
+    return events
+
+
+class Misbehaving:
+    """A session factory: the target session crashes ``crashes`` times, then maybe stops.
+
+    To stop, once the session has recorded two events, it writes ``stop`` to the control file
+    as the mission's user would and holds the session until the Commander has shut the door
+    (the gate then raises), bounded.
+    """
+
+    def __init__(self, harness: MissionHarness, session: str, crashes: int, stop: bool) -> None:
+        self.harness, self.session = harness, session
+        self.crashes, self.stop = crashes, stop
+        self.recorded = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, brief: Any, **kwargs: Any) -> AgentSession:
+        if brief.session == self.session:
+            kwargs["record"] = self._wrap(kwargs["record"], kwargs["gate"])
+        return AgentSession(brief, **kwargs)
+
+    def _wrap(self, record: Recorder, gate: Any) -> Recorder:
+        def wrapped(event: Event, actor: str) -> Event:
+            with self.lock:
+                crash, self.crashes = self.crashes > 0, max(self.crashes - 1, 0)
+                self.recorded += 0 if crash else 1
+            if crash:
+                raise RuntimeError("injected crash")
+            if self.stop and self.recorded > 2:
+                self._stop_and_wait(gate)
+            return record(event, actor)
+
+        return wrapped
+
+    def _stop_and_wait(self, gate: Any) -> None:
+        assert self.harness.paths is not None
+        send_control(self.harness.paths, "stop", {"reason": "user"})
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            gate()  # raises SessionInterrupted once the mission is stopping
+            time.sleep(0.01)
+        raise AssertionError("the mission never stopped")
+
+
+def test_a_session_past_its_ttl_ends_with_an_event(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = [TaskPlay("T1", {"a.txt": "a\n"}, worker_delay_s=0.6)]
+    playbook = Playbook(plans=[plan], verdicts=[Verdict(True)])
+    settings = MissionSettings(verify_command="true", session_ttl_s=0.2)
+    with ScriptedModelServer(playbook.script()) as server:
+        MissionHarness(workspace, server, settings).start()
+    events = assert_nothing_left_running(workspace, capsys)
+    reasons = [e.reason for e in events if isinstance(e, ev.SessionInterrupted)]
+    assert reasons[:2] == ["ttl", "ttl"]
+
+
+def test_a_stop_mid_build_ends_every_open_session(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with ScriptedModelServer(textstats_playbook().script()) as server:
+        harness = MissionHarness(workspace, server)
+        harness.extra = {"session_factory": Misbehaving(harness, "worker:T1#1", 0, stop=True)}
+        state = harness.start()
+    assert (state.phase, state.outcome) == ("stopped", "user")
+    events = assert_nothing_left_running(workspace, capsys)
+    interrupted = {e.session: e.reason for e in events if isinstance(e, ev.SessionInterrupted)}
+    assert interrupted.get("worker:T1#1") == "user"
+    final = next(i for i, e in enumerate(events) if isinstance(e, ev.MissionStopped))
+    assert final == len(events) - 1  # nothing written after the final event
+
+
+def test_a_session_crashing_past_its_limit_fails_with_an_event(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with ScriptedModelServer(textstats_playbook().script()) as server:
+        harness = MissionHarness(workspace, server)
+        harness.extra = {"session_factory": Misbehaving(harness, "worker:T1#1", 4, stop=False)}
+        state = harness.start()
+    assert state.phase == "sealed", state.detail
+    events = assert_nothing_left_running(workspace, capsys)
+    failed = [e for e in events if isinstance(e, ev.SessionFailed)]
+    assert [(e.session, e.actor) for e in failed] == [("worker:T1#1", "worker:T1")]
+
+
+def test_the_restart_limit_holds_across_two_resumes(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Crash twice and stop; resume, crash once and stop; resume, crash once: that is 4."""
+    with ScriptedModelServer(textstats_playbook().script()) as server:
+        harness = MissionHarness(workspace, server)
+        for crashes, stop in ((2, True), (1, True), (1, False)):
+            harness.extra = {
+                "session_factory": Misbehaving(harness, "worker:T1#1", crashes, stop=stop)
+            }
+            state = harness.resume() if harness.paths else harness.start()
+        assert state.phase == "sealed", state.detail
+    events = assert_nothing_left_running(workspace, capsys)
+    crashed = [e.restarts for e in events if isinstance(e, ev.ActorCrashed)]
+    assert crashed == [1, 2, 3, 4]
+    assert sum(isinstance(e, ev.MissionResumed) for e in events) == 2
+    sessions = [e.session for e in events if isinstance(e, ev.TaskStarted) and e.task_id == "T1"]
+    assert sessions == ["worker:T1#1"] * 3 + ["worker:T1#2"]  # started, resumed twice, fresh
+
+
+# --- SIGKILL: no process of the mission survives it -------------------------------------
+
+LINGER = (
+    "sleep 300 & echo $! > {name}.child; "
+    "setsid sleep 300 & echo $! > {name}.escaped; "
+    "echo $$ > {name}.shell; sleep 300"
+)
+
+
+def _pids(workspace: Path, name: str) -> list[int]:
+    files = [workspace / f"{name}.{part}" for part in ("shell", "child", "escaped")]
+    return [int(f.read_text()) for f in files if f.exists() and f.read_text().strip()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def linger_server(request: pytest.FixtureRequest) -> Iterator[ScriptedModelServer]:
+    where = request.param
+    plan = [TaskPlay("T1", {"a.txt": "a\n"})]
+    script: dict[str, Any] = dict(Playbook(plans=[plan], verdicts=[Verdict(True)]).script())
+    if where == "worker":
+        command = {"command": LINGER.format(name="worker"), "timeout": 300}
+        script["worker:*"] = [Turn(tool_calls=[("run_command", command)])]
+    with ScriptedModelServer(script) as server:
+        yield server
+
+
+@pytest.mark.parametrize("linger_server", ["worker", "verify"], indirect=True)
+def test_sigkill_of_a_mission_leaves_none_of_its_processes(
+    workspace: Path, linger_server: ScriptedModelServer, request: pytest.FixtureRequest
+) -> None:
+    name = request.node.callspec.params["linger_server"]
+    env = {
+        **os.environ,
+        "OCACTORS_MODEL": "scripted",
+        "OCACTORS_BASE_URL": linger_server.base_url,
+        "OCACTORS_API_KEY": "sk-test-secret-key-123456",
+    }
+    verify = LINGER.format(name="verify")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ocactors.cli", "task", "g", "--verify", verify],
+        cwd=workspace,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(_pids(workspace, name)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pids = _pids(workspace, name)
+        assert len(pids) == 3 and all(map(_alive, pids)), pids
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while any(map(_alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in pids if _alive(pid)]
+
+
+def test_a_stop_ends_what_a_command_left_running(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Commands of a stopped session die with the mission (the group and the marker)."""
+    plan = [TaskPlay("T1", {"a.txt": "a\n"})]
+    script: dict[str, Any] = dict(Playbook(plans=[plan], verdicts=[Verdict(True)]).script())
+    command = {"command": LINGER.format(name="worker"), "timeout": 300}
+    script["worker:*"] = [Turn(tool_calls=[("run_command", command)])]
+    with ScriptedModelServer(script) as server:
+        harness = MissionHarness(workspace, server)
+        stopper = threading.Thread(target=_stop_when_running, args=(harness, workspace))
+        stopper.start()
+        state = harness.start()
+        stopper.join(timeout=30)
+    assert state.phase == "stopped"
+    pids = _pids(workspace, "worker")
+    assert len(pids) == 3 and not [pid for pid in pids if _alive(pid)]
+    assert_nothing_left_running(workspace, capsys)
+
+
+def _stop_when_running(harness: MissionHarness, workspace: Path) -> None:
+    deadline = time.monotonic() + 20
+    while len(_pids(workspace, "worker")) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert harness.paths is not None
+    send_control(harness.paths, "stop", {"reason": "user"})
+
+
+def test_interruption_is_not_an_end_for_the_session_fold(workspace: Path) -> None:
+    """A session stopped by `ocactors stop` continues on resume (it is paused, not ended)."""
+    from ocactors.actors.session_state import fold_session
+
+    opening = ev.SessionStarted(session="s", role="worker", model="m")
+    paused = fold_session([opening, ev.SessionInterrupted(session="s", reason="user")])
+    assert paused.started and not paused.ended
