@@ -89,7 +89,12 @@ def assert_refused(done: subprocess.CompletedProcess[str], workspace: Path, hint
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
     assert hint in done.stderr, done.stderr
-    assert not list(workspace.glob(".opencode/missions/*"))
+    assert not missions(workspace)
+
+
+def missions(workspace: Path) -> list[Path]:
+    """Mission folders (the workspace claim's ``.lock`` file is not one)."""
+    return [path for path in workspace.glob(".opencode/missions/*") if path.is_dir()]
 
 
 MODELS = as_json(200, {"object": "list", "data": [{"id": "llama3:latest"}, {"id": "qwen"}]})
@@ -184,7 +189,7 @@ def test_no_preflight_skips_the_check(tmp_path: Path) -> None:
     env = clean_env(OCACTORS_BASE_URL=f"http://127.0.0.1:{closed_port()}/v1", OCACTORS_MODEL="qwen")
     done = task(tmp_path, env, "--no-preflight", "--max-iterations", "1")
     assert done.returncode == 1, done.stderr  # the mission ran, and failed on the model
-    assert list(tmp_path.glob(".opencode/missions/*"))
+    assert missions(tmp_path)
 
 
 # --- what passes quietly (in process) --------------------------------------------------
