@@ -4,16 +4,21 @@ Everything the Commander knows is derived here, so a Commander rebuilt from the 
 crash, a kill -9 or on ``ocactors resume``) is the same Commander.  ``apply`` never mutates its
 input: it returns a new :class:`MissionState` sharing the unchanged parts, which is what makes
 ``state_at(seq)`` time travel and the hypothesis property "folding all equals applying one by
-one" possible.  Finished tasks keep only their spec and a short summary; the conversation that
-built them stays in the log, which keeps memory bounded on long missions.
+one" possible.  The states are frozen msgspec Structs: ``msgspec.structs.replace`` copies one
+in C (about 0.2 µs against 7 µs for ``dataclasses.replace`` of the 29-field state), which keeps
+a fold's cost per event close to the cost of decoding the event.  Finished tasks keep only
+their spec and a short summary; the conversation that built them stays in the log, which
+keeps memory bounded on long missions.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import msgspec
+from msgspec import field
+from msgspec.structs import replace
 
 from ocactors.events import catalogue as ev
 from ocactors.events.catalogue import Finding, MissionSettings, Record, TaskSpec
@@ -26,8 +31,7 @@ Phase = Literal[
 SUMMARY_LIMIT = 500
 
 
-@dataclass(frozen=True, slots=True)
-class TaskState:
+class TaskState(msgspec.Struct, frozen=True, kw_only=True):
     """One task of the plan and where it stands."""
 
     spec: TaskSpec
@@ -39,8 +43,7 @@ class TaskState:
     failures: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class SessionInfo:
+class SessionInfo(msgspec.Struct, frozen=True):
     """A model session that is running (finished ones leave this table)."""
 
     session: str
@@ -53,8 +56,7 @@ class SessionInfo:
     step: str = "starting"
 
 
-@dataclass(frozen=True, slots=True)
-class Tokens:
+class Tokens(msgspec.Struct, frozen=True):
     """Token use; ``cost`` is filled by whoever knows the prices."""
 
     prompt: int = 0
@@ -66,8 +68,7 @@ class Tokens:
         return self.prompt + self.completion
 
 
-@dataclass(frozen=True, slots=True)
-class MissionState:
+class MissionState(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the Commander decides from, rebuilt from the log alone."""
 
     mission: str = ""
@@ -122,7 +123,7 @@ def fold_mission(events: Iterable[Record]) -> MissionState:
 
 def apply(state: MissionState, event: Record) -> MissionState:
     """The mission's one transition function; unknown events only move ``last_seq``."""
-    state = dataclasses.replace(state, last_seq=event.seq, last_ts=event.ts or state.last_ts)
+    state = replace(state, last_seq=event.seq, last_ts=event.ts or state.last_ts)
     handler = _HANDLERS.get(type(event))
     return handler(state, event) if handler else state
 
@@ -131,7 +132,7 @@ def apply(state: MissionState, event: Record) -> MissionState:
 
 
 def _started(s: MissionState, e: ev.MissionStarted) -> MissionState:
-    return dataclasses.replace(
+    return replace(
         s,
         mission=e.mission,
         goal=e.goal,
@@ -145,11 +146,11 @@ def _started(s: MissionState, e: ev.MissionStarted) -> MissionState:
 def _resumed(s: MissionState, e: ev.MissionResumed) -> MissionState:
     phase = s.paused_phase if s.phase in ("stopped", "failed") else s.phase
     settings = e.settings if e.settings is not None else s.settings
-    return dataclasses.replace(s, phase=phase, settings=settings, outcome="", detail="")
+    return replace(s, phase=phase, settings=settings, outcome="", detail="")
 
 
 def _sealed(s: MissionState, e: ev.MissionSealed) -> MissionState:
-    return dataclasses.replace(s, phase="sealed", outcome="sealed", detail=e.summary)
+    return replace(s, phase="sealed", outcome="sealed", detail=e.summary)
 
 
 def _failed(s: MissionState, e: ev.MissionFailed) -> MissionState:
@@ -163,11 +164,11 @@ def _stopped(s: MissionState, e: ev.MissionStopped) -> MissionState:
 def _interrupt(s: MissionState, phase: Phase, reason: str, detail: str) -> MissionState:
     """Running tasks become ``interrupted`` (resumable); sessions and leases are gone."""
     tasks = {
-        tid: dataclasses.replace(t, status="interrupted") if t.status == "running" else t
+        tid: replace(t, status="interrupted") if t.status == "running" else t
         for tid, t in s.tasks.items()
     }
     paused = s.paused_phase if s.final else s.phase
-    return dataclasses.replace(
+    return replace(
         s,
         phase=phase,
         paused_phase=paused,
@@ -183,20 +184,18 @@ def _interrupt(s: MissionState, phase: Phase, reason: str, detail: str) -> Missi
 
 
 def _iteration(s: MissionState, e: ev.IterationStarted) -> MissionState:
-    return dataclasses.replace(
-        s, iteration=e.iteration, phase="planning", approved=None, plan_attempts=0
-    )
+    return replace(s, iteration=e.iteration, phase="planning", approved=None, plan_attempts=0)
 
 
 def _plan_requested(s: MissionState, e: ev.PlanRequested) -> MissionState:
-    return dataclasses.replace(s, plan_attempts=s.plan_attempts + 1)
+    return replace(s, plan_attempts=s.plan_attempts + 1)
 
 
 def _plan_accepted(s: MissionState, e: ev.PlanAccepted) -> MissionState:
     tasks = dict(s.tasks)
     for spec in e.tasks:
         tasks[spec.id] = TaskState(spec=spec, iteration=e.iteration)
-    return dataclasses.replace(s, tasks=tasks, phase="building", review_attempts=0)
+    return replace(s, tasks=tasks, phase="building", review_attempts=0)
 
 
 # --- building -------------------------------------------------------------------------
@@ -205,12 +204,12 @@ def _plan_accepted(s: MissionState, e: ev.PlanAccepted) -> MissionState:
 def _lease_granted(s: MissionState, e: ev.LeaseGranted) -> MissionState:
     leases = dict(s.leases)
     leases.update(dict.fromkeys(e.files, e.task_id))
-    return dataclasses.replace(s, leases=leases)
+    return replace(s, leases=leases)
 
 
 def _lease_released(s: MissionState, e: ev.LeaseReleased) -> MissionState:
     leases = {f: t for f, t in s.leases.items() if not (t == e.task_id and f in e.files)}
-    return dataclasses.replace(s, leases=leases)
+    return replace(s, leases=leases)
 
 
 def _task_started(s: MissionState, e: ev.TaskStarted) -> MissionState:
@@ -233,19 +232,19 @@ def _with_task(s: MissionState, task_id: str, **changes: object) -> MissionState
     if task is None:
         return s
     tasks = dict(s.tasks)
-    tasks[task_id] = dataclasses.replace(task, **changes)  # type: ignore[arg-type]
-    return dataclasses.replace(s, tasks=tasks)
+    tasks[task_id] = replace(task, **changes)
+    return replace(s, tasks=tasks)
 
 
 # --- review and verify ----------------------------------------------------------------
 
 
 def _review_requested(s: MissionState, e: ev.ReviewRequested) -> MissionState:
-    return dataclasses.replace(s, phase="reviewing", review_attempts=s.review_attempts + 1)
+    return replace(s, phase="reviewing", review_attempts=s.review_attempts + 1)
 
 
 def _review_submitted(s: MissionState, e: ev.ReviewSubmitted) -> MissionState:
-    return dataclasses.replace(
+    return replace(
         s,
         approved=e.approved,
         previous_findings=s.findings,
@@ -254,11 +253,11 @@ def _review_submitted(s: MissionState, e: ev.ReviewSubmitted) -> MissionState:
 
 
 def _verify_started(s: MissionState, e: ev.VerifyStarted) -> MissionState:
-    return dataclasses.replace(s, phase="verifying", verify_command=e.command)
+    return replace(s, phase="verifying", verify_command=e.command)
 
 
 def _verify_finished(s: MissionState, e: ev.VerifyFinished) -> MissionState:
-    return dataclasses.replace(s, verify=e, complaints=(*s.complaints[-4:], complaint(s, e)))
+    return replace(s, verify=e, complaints=(*s.complaints[-4:], complaint(s, e)))
 
 
 def complaint(s: MissionState, verify: ev.VerifyFinished) -> str:
@@ -276,14 +275,14 @@ def complaint(s: MissionState, verify: ev.VerifyFinished) -> str:
 
 def _session_started(s: MissionState, e: ev.SessionStarted) -> MissionState:
     info = SessionInfo(e.session, e.role, e.actor, e.model, e.task_id, e.ts)
-    return dataclasses.replace(s, sessions={**s.sessions, e.session: info})
+    return replace(s, sessions={**s.sessions, e.session: info})
 
 
 def _session_ended(
     s: MissionState, e: ev.SessionFinished | ev.SessionFailed | ev.SessionInterrupted
 ) -> MissionState:
     sessions = {k: v for k, v in s.sessions.items() if k != e.session}
-    return dataclasses.replace(s, sessions=sessions)
+    return replace(s, sessions=sessions)
 
 
 def _model_requested(s: MissionState, e: ev.ModelRequested) -> MissionState:
@@ -294,7 +293,7 @@ def _model_responded(s: MissionState, e: ev.ModelResponded) -> MissionState:
     role = e.actor.split(":", 1)[0] or "unknown"
     old = s.tokens.get(role, Tokens())
     used = Tokens(old.prompt + e.usage.prompt_tokens, old.completion + e.usage.completion_tokens)
-    return dataclasses.replace(s, tokens={**s.tokens, role: used})
+    return replace(s, tokens={**s.tokens, role: used})
 
 
 def _tool_called(s: MissionState, e: ev.ToolCalled) -> MissionState:
@@ -302,25 +301,25 @@ def _tool_called(s: MissionState, e: ev.ToolCalled) -> MissionState:
 
 
 def _retried(s: MissionState, e: ev.ModelRetried) -> MissionState:
-    return dataclasses.replace(s, retries=s.retries + 1)
+    return replace(s, retries=s.retries + 1)
 
 
 def _compacted(s: MissionState, e: ev.SessionCompacted) -> MissionState:
-    return dataclasses.replace(s, compactions=s.compactions + 1)
+    return replace(s, compactions=s.compactions + 1)
 
 
 def _crashed(s: MissionState, e: ev.ActorCrashed) -> MissionState:
     key = e.session or e.target
     crashes = {**s.crashes, key: s.crashes.get(key, 0) + 1}
-    return dataclasses.replace(s, recoveries=s.recoveries + 1, crashes=crashes)
+    return replace(s, recoveries=s.recoveries + 1, crashes=crashes)
 
 
 def _with_session(s: MissionState, session: str, **changes: object) -> MissionState:
     info = s.sessions.get(session)
     if info is None:
         return s
-    updated = dataclasses.replace(info, **changes)  # type: ignore[arg-type]
-    return dataclasses.replace(s, sessions={**s.sessions, session: updated})
+    updated = replace(info, **changes)
+    return replace(s, sessions={**s.sessions, session: updated})
 
 
 _HANDLERS: dict[type, Callable[[MissionState, Any], MissionState]] = {

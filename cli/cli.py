@@ -8,11 +8,11 @@ import sys
 from collections.abc import Sequence
 
 from ocactors import __version__
-from ocactors.commands import demo, inspect, monitor, replay, tail, task
+from ocactors.commands import demo, diff, inspect, monitor, replay, tail, task, undo
 from ocactors.common import EXIT_USAGE, UsageError
 from ocactors.events import EventLogError
 
-COMMANDS = (task, inspect, tail, replay, monitor, demo)
+COMMANDS = (task, inspect, tail, replay, monitor, diff, undo, demo)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -81,8 +81,8 @@ def run_task(args: argparse.Namespace) -> int:
     if not args.goal.strip():
         raise UsageError("the goal is empty; say what the mission should achieve")
     settings = _settings(args, session_limits(workspace))
+    launch = launch_for(workspace, args, make_view(args.json))
     with claim_workspace(workspace) as claim:
-        launch = launch_for(workspace, args, make_view(args.json))
         paths, journal = open_new_mission(
             workspace,
             args.goal.strip(),
