@@ -23,7 +23,9 @@ from ocactors.actors.models import (
     load_script,
 )
 from ocactors.actors.models.anthropic_client import AnthropicClient
-from ocactors.events.catalogue import ChatMessage
+from ocactors.actors.models.playbook import script_from_log
+from ocactors.events import catalogue as ev
+from ocactors.events.catalogue import ChatMessage, ToolCall
 from tests._models_helpers import CONVERSATION, headers, http_client
 
 
@@ -204,3 +206,58 @@ def test_load_script_wants_an_id_for_every_call_or_none(tmp_path: Path) -> None:
     path.write_text(json.dumps({"a": [{"tool_calls": calls}]}))
     with pytest.raises(ScriptError, match="every tool call"):
         load_script(path)
+
+
+OPENROUTER_REPLY = ChatMessage(
+    role="assistant",
+    tool_calls=[ToolCall(id="call_8fK2xQ", name="read_file", arguments='{"path":"a.py"}')],
+    reasoning="Let me read it.",
+    reasoning_field="reasoning",
+    reasoning_details=[
+        {"type": "reasoning.text", "text": "Let me read it.", "format": "unknown", "index": 0}
+    ],
+)
+REFUSAL_REPLY = ChatMessage(
+    role="assistant", content="I can't help with that.", refusal="I can't help with that."
+)
+ANTHROPIC_REPLY = ChatMessage(
+    role="assistant",
+    content="Reading.",
+    tool_calls=[ToolCall(id="toolu_01A09q", name="read_file", arguments='{"path": "a.py"}')],
+    reasoning="ab",
+    reasoning_signature="sig-2",
+    thinking_blocks=[
+        {"type": "thinking", "thinking": "a", "signature": "sig-1"},
+        {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"},
+        {"type": "thinking", "thinking": "b", "signature": "sig-2"},
+    ],
+)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize(
+    ("provider", "recorded", "finish"),
+    [
+        ("openai", OPENROUTER_REPLY, "tool_calls"),
+        ("openai", REFUSAL_REPLY, "stop"),
+        ("anthropic", ANTHROPIC_REPLY, "tool_calls"),
+    ],
+)
+def test_a_recorded_message_is_played_back_exactly(
+    http: httpx.Client, stream: bool, provider: str, recorded: ChatMessage, finish: str
+) -> None:
+    log = [ev.ModelResponded(session="s#1", turn=1, message=recorded, finish_reason=finish)]
+    with ScriptedModelServer(script_from_log(log)) as server:
+        client: OpenAIChatClient | AnthropicClient
+        if provider == "anthropic":
+            client = AnthropicClient(
+                http, base_url=server.root_url, api_key=None, model="m", stream=stream
+            )
+        else:
+            client = OpenAIChatClient(
+                http, base_url=server.base_url, api_key=None, model="m", stream=stream
+            )
+        session = {**headers("w", 1), "X-Ocactors-Session": "s#1"}
+        reply = client.complete(CONVERSATION, [], headers=session)
+    assert reply.message == recorded
+    assert reply.finish_reason == finish

@@ -101,8 +101,10 @@ class Playbook:
 
 def script_from_log(events: Iterable[Record], delay_s: float = 0.0) -> Script:
     """Answer every (session, turn) with the response recorded in a mission log, exactly:
-    text, reasoning, tool-call ids, raw argument text and finish reason as recorded, so a
-    mission from a provider with random ids (``call_8fK2...``) reruns to the same events.
+    text, reasoning (in the field it came in, with OpenRouter's details and Anthropic's
+    thinking blocks), refusal, tool-call ids, raw argument text and finish reason as
+    recorded, so a mission from a provider with random ids (``call_8fK2...``) reruns to the
+    same events. (Thinking blocks only travel over the Anthropic protocol.)
 
     ``delay_s`` paces the replay (each answer waits that long), so a person can watch it.
     """
@@ -126,6 +128,10 @@ def script_from_log(events: Iterable[Record], delay_s: float = 0.0) -> Script:
             delay_s=delay_s,
             call_ids=[call.id for call in message.tool_calls],
             finish_reason=finishes.get(key),
+            reasoning_field=message.reasoning_field,
+            reasoning_details=message.reasoning_details,
+            refusal=message.refusal,
+            thinking_blocks=message.thinking_blocks,
         )
 
     return {"*": play}

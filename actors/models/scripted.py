@@ -317,7 +317,17 @@ def _answer_of(turn: Turn, request: ScriptedRequest, *, malformed: bool) -> wire
         role="assistant", content=turn.content, tool_calls=calls, reasoning=turn.reasoning
     )
     usage = (estimate_tokens(request.messages), estimate_tokens([reply])) if turn.usage else None
-    return wire.Answer(turn.content, calls, turn.reasoning, usage, turn.finish_reason)
+    return wire.Answer(
+        turn.content,
+        calls,
+        turn.reasoning,
+        usage,
+        turn.finish_reason,
+        reasoning_field=turn.reasoning_field,
+        reasoning_details=turn.reasoning_details,
+        refusal=turn.refusal,
+        thinking_blocks=turn.thinking_blocks,
+    )
 
 
 def _play(turn: Turn, request: ScriptedRequest, *, malformed: bool) -> _Response:
