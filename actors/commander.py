@@ -29,6 +29,7 @@ from ocactors.actors.decide import (
     VERIFIER,
     CancelSession,
     CloseSessions,
+    CommitTask,
     Emit,
     Flight,
     Message,
@@ -39,11 +40,13 @@ from ocactors.actors.decide import (
     Step,
     decide,
 )
+from ocactors.actors.history import HistoryError
 from ocactors.actors.messages import (
     ActorDied,
     Begin,
     ChecksEnded,
     ChecksResolved,
+    Committed,
     ControlCommand,
     RunChecks,
     RunSession,
@@ -56,7 +59,16 @@ from ocactors.actors.team import ROLE_ACTORS, VerifierActor
 from ocactors.actors.verify import detect_verify_command
 from ocactors.events.catalogue import Record
 
-MESSAGES = (Begin, SessionEnded, ChecksResolved, ChecksEnded, ActorDied, ControlCommand, Tick)
+MESSAGES = (
+    Begin,
+    SessionEnded,
+    Committed,
+    ChecksResolved,
+    ChecksEnded,
+    ActorDied,
+    ControlCommand,
+    Tick,
+)
 REPORTS = (SessionEnded, ChecksEnded, ActorDied)
 
 
@@ -115,6 +127,8 @@ class Commander(pykka.ThreadingActor):
                 self._start_session(step)
             case CancelSession():
                 self._cancel(step.actor)
+            case CommitTask():
+                return self._commit(step)
             case ResolveChecks():
                 command = detect_verify_command(self.ctx.workspace) or ""
                 return ChecksResolved(step.iteration, command)
@@ -151,6 +165,17 @@ class Commander(pykka.ThreadingActor):
         self._flights[step.actor] = Flight(step.session, self.ctx.clock())
         self._cancels[step.actor] = cancel
         ref.tell(RunSession(step.actor, step.session, self.state, prior or (), cancel))
+
+    def _commit(self, step: CommitTask) -> Committed:
+        """Commit on the mission's history, here on the Commander's thread (serialised)."""
+        history = self.ctx.history
+        if history is None:
+            return Committed(step.task_id, step.summary)
+        try:
+            commit = history.commit_task(step.task_id, step.title, step.files)
+        except HistoryError as error:
+            return Committed(step.task_id, step.summary, error=str(error) or "commit failed")
+        return Committed(step.task_id, step.summary, commit=commit)
 
     def _cancel(self, actor: str) -> None:
         if actor in self._cancels:

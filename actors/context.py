@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from ocactors.actors.history import History
 from ocactors.actors.models import ModelClient
 from ocactors.actors.session import AgentSession, SessionInterrupted, SessionLimits
 from ocactors.events import Journal, read_events
@@ -112,6 +113,7 @@ class MissionContext:
     clock: Callable[[], float] = time.monotonic
     tick_s: float = 0.5
     sessions: OpenSessions = field(default_factory=OpenSessions)
+    history: History | None = None
     _door: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, event: Event, actor: str) -> Event:

@@ -25,6 +25,7 @@ from ocactors.actors.messages import (
     Begin,
     ChecksEnded,
     ChecksResolved,
+    Committed,
     ControlCommand,
     PlanResult,
     ReviewResult,
@@ -46,7 +47,16 @@ MAX_SESSION_RESTARTS = 3
 VERIFIER = "verifier"
 CHECKS_TAIL = 1500
 
-Message = Begin | SessionEnded | ChecksResolved | ChecksEnded | ActorDied | ControlCommand | Tick
+Message = (
+    Begin
+    | SessionEnded
+    | Committed
+    | ChecksResolved
+    | ChecksEnded
+    | ActorDied
+    | ControlCommand
+    | Tick
+)
 
 
 # --- what a decision is made of ---------------------------------------------------------
@@ -77,6 +87,16 @@ class CancelSession:
 
 
 @dataclass(frozen=True, slots=True)
+class CommitTask:
+    """Commit a finished task's files on the mission's history; Committed comes back."""
+
+    task_id: str
+    title: str
+    files: tuple[str, ...]
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
 class ResolveChecks:
     """Look up the project's check command; the answer comes back as ChecksResolved."""
 
@@ -98,7 +118,9 @@ class CloseSessions:
     reason: str
 
 
-Step = Emit | StartSession | CancelSession | ResolveChecks | StartChecks | CloseSessions
+Step = (
+    Emit | StartSession | CancelSession | CommitTask | ResolveChecks | StartChecks | CloseSessions
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +153,8 @@ def decide(state: MissionState, message: Message, runtime: Runtime | None = None
             pass
         case SessionEnded():
             _session_ended(draft, message)
+        case Committed():
+            _committed(draft, message)
         case ChecksResolved():
             _checks_resolved(draft, message)
         case ChecksEnded():
@@ -325,11 +349,32 @@ def _planned(d: _Draft, result: PlanResult | None, failure: str | None) -> None:
 
 
 def _built(d: _Draft, task_id: str, result: object, failure: str | None) -> None:
-    if not isinstance(result, TaskResult):
+    """A worker's result is committed first; the task finishes when the commit is in.
+
+    Until then the worker stays counted as in flight, so the task is neither started again
+    nor taken as done; a kill before ``task.committed`` re-runs the (ended) session, whose
+    recorded result asks for the same commit, which the history gives back unchanged.
+    """
+    task = d.state.tasks.get(task_id)
+    if not isinstance(result, TaskResult) or task is None:
         _task_failed(d, task_id, failure or "the session ended without a result")
         return
-    _release(d, task_id)
-    d.emit(ev.TaskFinished(task_id=task_id, summary=result.summary))
+    d.inflight[f"worker:{task_id}"] = Flight(task.session or "", d.now)
+    files = tuple(task.spec.files)
+    d.steps.append(CommitTask(task_id, task.spec.title, files, result.summary))
+
+
+def _committed(d: _Draft, message: Committed) -> None:
+    d.inflight.pop(f"worker:{message.task_id}", None)
+    task = d.state.tasks.get(message.task_id)
+    if task is None or task.status != "running":
+        return
+    if message.commit or message.error:
+        d.emit(
+            ev.TaskCommitted(task_id=message.task_id, commit=message.commit, error=message.error)
+        )
+    _release(d, message.task_id)
+    d.emit(ev.TaskFinished(task_id=message.task_id, summary=message.summary))
 
 
 def _reviewed(d: _Draft, result: ReviewResult | None, failure: str | None) -> None:

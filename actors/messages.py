@@ -28,6 +28,7 @@ __all__ = [
     "Begin",
     "ChecksEnded",
     "ChecksResolved",
+    "Committed",
     "ControlCommand",
     "PlanResult",
     "ReviewResult",
@@ -125,6 +126,20 @@ class ChecksResolved:
 
     iteration: int
     command: str
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """A finished task's files were committed (``commit``), or could not be (``error``).
+
+    Both empty: the mission keeps no history (a test's bare context).  ``summary`` is the
+    worker's, carried through so the task can finish with it.
+    """
+
+    task_id: str
+    summary: str
+    commit: str = ""
+    error: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import os
 import shutil
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import pykka
 
 from ocactors.actors.commander import Commander
 from ocactors.actors.context import MissionContext
+from ocactors.actors.history import start_history
 from ocactors.actors.messages import Begin, ControlCommand, Tick
 from ocactors.actors.state import MissionState, apply, fold_mission
 from ocactors.events import (
@@ -141,6 +142,7 @@ class MissionRun:
         """Supervise until the mission records a final event; returns the Commander's state."""
         if self.loaded.commander.final:
             return self.loaded.commander  # nothing to run (a resume must record first)
+        self._begin_history()
         inbox = ControlInbox(self.paths.control)
         inbox.skip_existing()
         commander = self._start_commander(self.loaded.commander, self.loaded.open_sessions)
@@ -157,6 +159,17 @@ class MissionRun:
             if not commander.is_alive() and not self.finished.is_set():
                 commander = self._replace_commander()
         return self._shutdown(commander)
+
+    def _begin_history(self) -> None:
+        """Baseline (or carry on) the mission's history before any session can write."""
+        if self.ctx.history is None:
+            self.ctx.history = start_history(self.ctx.workspace, self.paths.root, self.paths.id)
+        history = self.ctx.history
+        began = ev.HistoryBegan(
+            kind=history.kind, commit=history.baseline(), ref=history.ref, reason=history.reason
+        )
+        stamped = self.ctx.journal.append(began, actor="commander").event
+        self.loaded = replace(self.loaded, commander=apply(self.loaded.commander, stamped))
 
     def _start_commander(
         self, state: MissionState, prior: dict[str, tuple[Record, ...]]

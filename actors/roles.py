@@ -157,9 +157,17 @@ def planner_brief(state: MissionState, session: str, workspace_listing: str) -> 
 
 
 def worker_brief(
-    state: MissionState, task: TaskState, session: str, workspace: Path
+    state: MissionState,
+    task: TaskState,
+    session: str,
+    workspace: Path,
+    user_edits: Sequence[str] = (),
 ) -> SessionBrief:
-    """The worker's brief: its task, the files it owns, and what its dependencies built."""
+    """The worker's brief: its task, the files it owns, and what its dependencies built.
+
+    ``user_edits`` are the task's files that held the user's uncommitted changes when the
+    mission began: the worker is told those lines are the user's, to keep them.
+    """
     spec = task.spec
     parts = [
         f"Project goal: {state.goal}",
@@ -170,6 +178,12 @@ def worker_brief(
     deps = [state.tasks[d] for d in spec.depends_on if d in state.tasks]
     if deps:
         parts.append("Already built by tasks you depend on:\n" + _task_lines(deps))
+    if user_edits:
+        parts.append(
+            "These files hold the user's own uncommitted changes: "
+            f"{', '.join(user_edits)}. Those lines are the user's work; keep them unless "
+            "your task says to change exactly them."
+        )
     return SessionBrief(
         session=session,
         actor=f"worker:{spec.id}",

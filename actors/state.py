@@ -41,6 +41,7 @@ class TaskState(msgspec.Struct, frozen=True, kw_only=True):
     session: str | None = None
     summary: str = ""
     failures: tuple[str, ...] = ()
+    commit: str = ""
 
 
 class SessionInfo(msgspec.Struct, frozen=True):
@@ -100,6 +101,7 @@ class MissionState(msgspec.Struct, frozen=True, kw_only=True):
     started_ts: str = ""
     last_ts: str = ""
     last_seq: int = 0
+    history: ev.HistoryBegan | None = None
 
     @property
     def final(self) -> bool:
@@ -220,6 +222,14 @@ def _task_finished(s: MissionState, e: ev.TaskFinished) -> MissionState:
     return _with_task(s, e.task_id, status="done", summary=e.summary[:SUMMARY_LIMIT])
 
 
+def _task_committed(s: MissionState, e: ev.TaskCommitted) -> MissionState:
+    return _with_task(s, e.task_id, commit=e.commit or "-")
+
+
+def _history_began(s: MissionState, e: ev.HistoryBegan) -> MissionState:
+    return replace(s, history=e)
+
+
 def _task_failed(s: MissionState, e: ev.TaskFailed) -> MissionState:
     task = s.tasks.get(e.task_id)
     failures = (*task.failures, e.reason) if task else (e.reason,)
@@ -336,6 +346,8 @@ _HANDLERS: dict[type, Callable[[MissionState, Any], MissionState]] = {
     ev.TaskStarted: _task_started,
     ev.TaskFinished: _task_finished,
     ev.TaskFailed: _task_failed,
+    ev.TaskCommitted: _task_committed,
+    ev.HistoryBegan: _history_began,
     ev.ReviewRequested: _review_requested,
     ev.ReviewSubmitted: _review_submitted,
     ev.VerifyStarted: _verify_started,

@@ -136,7 +136,9 @@ class WorkerActor(SessionActor):
 
     def brief(self, job: RunSession) -> SessionBrief:
         task = job.state.tasks[task_of(job.actor)]
-        return worker_brief(job.state, task, job.session, self.ctx.workspace)
+        history = self.ctx.history
+        edits = history.user_changed(task.spec.files) if history is not None else []
+        return worker_brief(job.state, task, job.session, self.ctx.workspace, edits)
 
     def toolbox(self, job: RunSession) -> Toolbox:
         files = list(job.state.tasks[task_of(job.actor)].spec.files)

@@ -22,6 +22,7 @@ from ocactors.actors.context import Meter, MissionContext
 from ocactors.actors.mission import BaselineRecorder, MissionRun
 from ocactors.actors.models import ROLES, LimiterRegistry, ModelClient, RoleConfig, build_client
 from ocactors.actors.state import MissionState
+from ocactors.changes import change_lines
 from ocactors.common import exit_code_for
 from ocactors.events import DEFAULT_SECRET_ENV_VARS, Journal, MissionPaths, Redactor
 from ocactors.events.catalogue import MissionSettings
@@ -93,6 +94,8 @@ def _print_outcome(state: MissionState, paths: MissionPaths) -> None:
     verdict = words.get(state.phase, state.phase.upper())
     reason = "" if state.phase == "sealed" else f" ({state.outcome}: {state.detail})"
     print(f"mission {paths.id} {verdict}{reason}", file=sys.stderr)
+    for line in change_lines(Path(state.workspace), paths):
+        print(line, file=sys.stderr)
     print(f"log: {paths.events}", file=sys.stderr)
 
 

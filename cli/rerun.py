@@ -30,6 +30,7 @@ from ocactors.tools import ShellConfig, WebConfig
 
 VOLATILE_TYPES = frozenset(
     {"mission.resumed", "control.received", "model.retried", "actor.crashed", "model.requested"}
+    | {"history.began"}  # where the history lives (git or files) depends on the place
 )
 VOLATILE_FIELDS = (
     "seq",
@@ -41,6 +42,7 @@ VOLATILE_FIELDS = (
     "pid",
     "workspace",
     "usage",
+    "commit",  # commit ids depend on time and place; that a task was committed does not
 )
 TIMING = re.compile(r"\d+(\.\d+)?\s?(s|ms|sec|seconds)\b")
 SKIP = {".opencode", "__pycache__", ".pytest_cache"}

@@ -150,6 +150,18 @@ class MissionStopped(Event, tag="mission.stopped", frozen=True, kw_only=True):
     detail: str = ""
 
 
+class HistoryBegan(Event, tag="history.began", frozen=True, kw_only=True):
+    """This run of the mission keeps its history: git (``ref``, baseline ``commit``) or files.
+
+    ``reason`` says in one line why git could not be used.  Recorded at every start and resume.
+    """
+
+    kind: str
+    commit: str | None = None
+    ref: str | None = None
+    reason: str | None = None
+
+
 class ControlReceived(Event, tag="control.received", frozen=True, kw_only=True):
     """A command from another process (via the control file) was taken in."""
 
@@ -212,6 +224,18 @@ class TaskFinished(Event, tag="task.finished", frozen=True, kw_only=True):
 
     task_id: str
     summary: str = ""
+
+
+class TaskCommitted(Event, tag="task.committed", frozen=True, kw_only=True):
+    """A finished task's files were committed on the mission's history.
+
+    ``commit`` is a git commit on ``refs/ocactors/<mission>`` or ``files:NNNN`` for the file
+    history; empty with ``error`` when the commit could not be made (the mission goes on).
+    """
+
+    task_id: str
+    commit: str = ""
+    error: str = ""
 
 
 class TaskFailed(Event, tag="task.failed", frozen=True, kw_only=True):
@@ -394,6 +418,7 @@ AnyEvent = (
     | MissionSealed
     | MissionFailed
     | MissionStopped
+    | HistoryBegan
     | ControlReceived
     | IterationStarted
     | PlanRequested
@@ -403,6 +428,7 @@ AnyEvent = (
     | LeaseReleased
     | TaskStarted
     | TaskFinished
+    | TaskCommitted
     | TaskFailed
     | ReviewRequested
     | ReviewSubmitted

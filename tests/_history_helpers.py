@@ -75,7 +75,7 @@ def tree(root: Path) -> dict[str, tuple[bytes, bool]]:
 
 def dirs(root: Path) -> set[str]:
     """Every folder under ``root`` (outside .git and .opencode)."""
-    found = set()
+    found: set[str] = set()
     for folder, subdirs, _ in os.walk(root):
         subdirs[:] = [d for d in subdirs if d not in SKIP]
         found.update((Path(folder) / d).relative_to(root).as_posix() for d in subdirs)

@@ -20,6 +20,7 @@ from ocactors.actors.decide import (
     MAX_TASK_ATTEMPTS,
     CancelSession,
     CloseSessions,
+    CommitTask,
     Emit,
     Flight,
     Message,
@@ -35,6 +36,7 @@ from ocactors.actors.messages import (
     Begin,
     ChecksEnded,
     ChecksResolved,
+    Committed,
     ControlCommand,
     PlanResult,
     ReviewResult,
@@ -73,6 +75,8 @@ def _line(step: Step) -> str:
             return f"start {actor} {session}" + (" from log" if from_log else "")
         case CancelSession(actor=actor):
             return f"cancel {actor}"
+        case CommitTask(task_id=task_id, files=files):
+            return f"commit {task_id} {' '.join(files)}"
         case ResolveChecks(iteration=iteration):
             return f"resolve checks {iteration}"
         case StartChecks(iteration=iteration, command=command):
@@ -185,11 +189,19 @@ ROWS: list[tuple[str, tuple[Event, ...], Message, dict[str, Flight], list[str]]]
         ["emit plan.failed 1", "emit plan.requested 1", "start planner planner#1.2"],
     ),
     (
-        "a finished task gives its lease back and frees the tasks waiting on it",
+        "a worker's result is committed first; nothing else starts meanwhile",
         T1_RUNNING,
         SessionEnded("worker:T1", "worker:T1#1", result=TaskResult(summary="ok")),
         {},
+        ["commit T1 a.py"],
+    ),
+    (
+        "a committed task gives its lease back and frees the tasks waiting on it",
+        T1_RUNNING,
+        Committed("T1", "ok", commit="abc123"),
+        {},
         [
+            "emit task.committed T1",
             "emit lease.released T1",
             "emit task.finished T1",
             "emit lease.granted T2",
@@ -265,9 +277,30 @@ ROWS: list[tuple[str, tuple[Event, ...], Message, dict[str, Flight], list[str]]]
         ["close sessions (blocked)", "emit mission.failed blocked"],
     ),
     (
+        "a commit that failed is recorded and the task still finishes",
+        T1_RUNNING,
+        Committed("T1", "ok", error="disk full"),
+        flying(("worker:T2", "worker:T2#1")),
+        [
+            "emit task.committed T1",
+            "emit lease.released T1",
+            "emit task.finished T1",
+            "emit lease.granted T3",
+            "emit task.started T3",
+            "start worker:T3 worker:T3#1",
+        ],
+    ),
+    (
+        "a commit for a task no longer running (a stale answer) changes nothing",
+        T1_DONE,
+        Committed("T1", "ok", commit="abc123"),
+        flying(("worker:T2", "worker:T2#1"), ("worker:T3", "worker:T3#1")),
+        [],
+    ),
+    (
         "the last task done: the review is asked for",
         ALL_DONE[:-2],
-        SessionEnded("worker:T3", "worker:T3#1", result=TaskResult()),
+        Committed("T3", ""),
         {},
         [
             "emit lease.released T3",

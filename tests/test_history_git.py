@@ -89,7 +89,7 @@ def test_tasks_commit_under_the_mission_ref_and_nothing_of_the_users_moves(repo:
         assert record.split()[0] == commits[task]
         assert f"Ocactors-Mission: {mission.id}\nOcactors-Task: {task}" in record
     assert "Ocactors-Baseline: " in records[4]
-    assert records[4].split()[1] == before["head"].strip()  # type: ignore[union-attr]
+    assert records[4].split()[1] == str(before["head"]).strip()
 
 
 def test_the_baseline_holds_the_users_uncommitted_work_and_nothing_ignored(repo: Path) -> None:

@@ -12,14 +12,22 @@ from typing import Any
 
 import msgspec
 
+from ocactors.actors.history import fork_history, open_history
 from ocactors.actors.mission import record_resume
 from ocactors.actors.session_state import SessionState, apply_session
 from ocactors.actors.state import MissionState, fold_mission
 from ocactors.claim import claim_workspace
 from ocactors.commands.inspect import status_lines
 from ocactors.common import EXIT_FAILED, EXIT_OK, UsageError, add_workspace, workspace_of
-from ocactors.events import create_mission_dir, encode, new_mission_id, read_events
-from ocactors.events.catalogue import FINAL_TYPES, MissionStarted, event_type
+from ocactors.events import MissionPaths, create_mission_dir, encode, new_mission_id, read_events
+from ocactors.events.catalogue import (
+    FINAL_TYPES,
+    HistoryBegan,
+    MissionStarted,
+    Record,
+    TaskCommitted,
+    event_type,
+)
 from ocactors.launch import open_journal, run_logged_mission
 from ocactors.missions import Notes, events, pick
 from ocactors.rerun import compare_events, compare_files, rerun
@@ -149,7 +157,22 @@ def _fork(paths: Any, workspace: Path, args: argparse.Namespace) -> int:
                 out.write(encode(msgspec.structs.replace(event, mission=fork.id)) + b"\n")
         if paths.baseline.is_dir():
             shutil.copytree(paths.baseline, fork.baseline)
+        _fork_history(paths, fork, workspace, copied)
         journal = open_journal(fork.events, fork.id, args.durability)
         record_resume(journal, f"fork of {paths.id} at {args.fork_at}", None)
         print(f"mission {fork.id} forked from {paths.id} at event {args.fork_at}", file=sys.stderr)
         return run_logged_mission(launch, fork, journal)
+
+
+def _fork_history(
+    paths: MissionPaths, fork: MissionPaths, workspace: Path, copied: list[Record]
+) -> None:
+    """The fork's history starts where the original's stood at the fork point."""
+    tasks = paths.root / "history" / "tasks"
+    if tasks.is_dir():
+        shutil.copytree(tasks, fork.root / "history" / "tasks")
+    commits = [e.commit for e in copied if isinstance(e, TaskCommitted) and e.commit]
+    began = [e.commit for e in copied if isinstance(e, HistoryBegan) and e.commit]
+    points = commits or began
+    if points:
+        fork_history(open_history(workspace, paths.root, paths.id), fork.id, points[-1])
