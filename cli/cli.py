@@ -8,11 +8,12 @@ import sys
 from collections.abc import Sequence
 
 from ocactors import __version__
-from ocactors.commands import demo, diff, inspect, monitor, replay, tail, task, undo
-from ocactors.common import EXIT_USAGE, UsageError
+from ocactors.commands import completion, demo, diff, inspect, monitor, replay, tail, task, undo
+from ocactors.common import EXIT_OK, EXIT_USAGE, UsageError
 from ocactors.events import EventLogError
+from ocactors.view import silence_stdout
 
-COMMANDS = (task, inspect, tail, replay, monitor, diff, undo, demo)
+COMMANDS = (task, inspect, tail, replay, monitor, diff, undo, demo, completion)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,18 +42,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     logging.getLogger("pykka").setLevel(logging.CRITICAL)
     parser = build_parser()
+    if completion.asked():
+        completion.complete(parser)  # answers the shell's TAB and exits
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
     except (UsageError, EventLogError) as error:
         print(f"ocactors: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("ocactors: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `ocactors status | head -1`: the reader had enough
+        silence_stdout()
+        return EXIT_OK
+    return _flushed(code)
+
+
+def _flushed(code: int) -> int:
+    """Flush stdout now, so a reader that went away is not a traceback at interpreter exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

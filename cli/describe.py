@@ -59,6 +59,20 @@ def _generic(event: Event | UnknownEvent) -> str:
     return ""
 
 
+def _sealed(e: ev.MissionSealed) -> str:
+    """The Commander's summary already counts iterations; say it once."""
+    return f"SEALED: {e.summary}" if e.summary else f"SEALED after {e.iterations} iteration(s)"
+
+
+def _control(e: ev.ControlReceived) -> str:
+    """``ocactors stop`` (reason ``user``) versus a stop this process asked for (a signal)."""
+    reason = str(e.args.get("reason", ""))
+    who = "another process" if e.source_pid is None else f"pid {e.source_pid}"
+    if reason in ("", "user"):
+        return f"`ocactors {e.command}` from {who}"
+    return f"{e.command}: {reason} (in {who})"
+
+
 def _plan(e: ev.PlanAccepted) -> str:
     ids = ", ".join(f"{t.id}({', '.join(t.files)})" for t in e.tasks[:8])
     more = f" +{len(e.tasks) - 8} more" if len(e.tasks) > 8 else ""
@@ -87,10 +101,10 @@ def _responded(e: ev.ModelResponded) -> str:
 _WRITERS: dict[type, Callable[[Any], str]] = {
     ev.MissionStarted: lambda e: f"goal: {_short(e.goal)}",
     ev.MissionResumed: lambda e: f"resumed by pid {e.pid} {e.reason}".rstrip(),
-    ev.MissionSealed: lambda e: f"SEALED after {e.iterations} iteration(s): {e.summary}",
+    ev.MissionSealed: _sealed,
     ev.MissionFailed: lambda e: f"FAILED ({e.reason}) {_short(e.detail)}",
     ev.MissionStopped: lambda e: f"STOPPED ({e.reason}) {_short(e.detail)}",
-    ev.ControlReceived: lambda e: f"{e.command} from pid {e.source_pid}",
+    ev.ControlReceived: _control,
     ev.IterationStarted: lambda e: f"iteration {e.iteration}",
     ev.PlanRequested: lambda e: f"plan wanted ({len(e.findings)} findings to fix)",
     ev.PlanAccepted: _plan,

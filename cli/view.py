@@ -7,19 +7,23 @@ view is a journal subscriber; it folds the events it sees, so it shows what the 
 
 from __future__ import annotations
 
+import os
+import queue
 import sys
 import threading
 from collections import deque
 from typing import IO, Protocol
 
 import msgspec
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.live import Live
 
 from ocactors.actors.state import MissionState, apply
 from ocactors.dashboard import render
 from ocactors.describe import NOTABLE, line
 from ocactors.events.catalogue import Record, event_type
+
+RECENT = 40  # notable lines kept for the events panel (the screen decides how many show)
 
 
 class View(Protocol):
@@ -32,39 +36,116 @@ class View(Protocol):
     def close(self) -> None: ...
 
 
+def silence_stdout() -> None:
+    """Point file descriptor 1 at /dev/null: the reader (``head``, ``less``) went away.
+
+    The Python way (see "Note on SIGPIPE" in the ``signal`` docs): later writes, and the
+    flush at interpreter exit, then succeed quietly instead of raising BrokenPipeError.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
+    finally:
+        os.close(devnull)
+
+
+class QuietConsole(Console):
+    """A rich console that goes quiet when its reader leaves, instead of exiting the process.
+
+    rich's default answer to BrokenPipeError is ``SystemExit(1)``, which in a view would end
+    the mission's process from whatever thread happened to draw.
+    """
+
+    def on_broken_pipe(self) -> None:
+        """Stop drawing; send what stdout still holds to /dev/null."""
+        self.quiet = True
+        silence_stdout()
+
+
 class PlainView:
-    """One line per notable event, flushed at once (readable in CI logs)."""
+    """One line per notable event, flushed at once (readable in CI logs).
+
+    It is called on the Commander's thread, inside ``Journal.append``, so it only queues the
+    line: a writer thread does the writing.  A reader that stops reading (``| less`` on its
+    first page, a full pipe) then never holds the mission up, and one that goes away
+    (``| head -1``) only ends the output.  ``close`` waits until every line is written, as any
+    Unix writer does; the mission has ended by then.
+    """
 
     def __init__(self, out: IO[str] | None = None) -> None:
         self.out = out or sys.stdout
+        self.closed = False
+        self._lines: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
 
     def __call__(self, event: Record) -> None:
-        """Journal subscriber: print notable events."""
+        """Journal subscriber: queue notable events."""
         if event_type(event) in NOTABLE:
-            print(line(event), file=self.out, flush=True)
+            self._lines.put(line(event))
 
     def start(self) -> None:
-        """Nothing to set up."""
+        """Start the writer thread."""
+        self._writer = threading.Thread(target=self._drain, daemon=True, name="view-writer")
+        self._writer.start()
 
     def close(self) -> None:
-        """Nothing to tear down."""
+        """Wait (Ctrl-C still ends the wait) until every queued line is written."""
+        self._lines.put(None)
+        if self._writer is None:
+            self._drain()
+            return
+        while self._writer.is_alive():
+            self._writer.join(timeout=0.2)
+
+    def _drain(self) -> None:
+        while (text := self._lines.get()) is not None:
+            self._write(text)
+
+    def _write(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            _write_line(self.out, text)
+        except (OSError, ValueError):  # EPIPE, EIO of a hung-up terminal, a closed file
+            self.closed = True
+            if self.out is sys.stdout:
+                silence_stdout()
+
+
+def _write_line(out: IO[str], text: str) -> None:
+    """Straight to the file descriptor when there is one, so a write blocked on a full pipe
+    holds no lock of ``sys.stdout`` (which the interpreter needs at exit)."""
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):  # io.StringIO and friends
+        out.write(text + "\n")
+        out.flush()
+        return
+    out.flush()
+    data = (text + "\n").encode(getattr(out, "encoding", None) or "utf-8", "replace")
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 class JsonView(PlainView):
     """Every event as the JSON line the log holds."""
 
     def __call__(self, event: Record) -> None:
-        """Journal subscriber: print the event's JSON."""
-        print(msgspec.json.encode(event).decode(), file=self.out, flush=True)
+        """Journal subscriber: queue the event's JSON."""
+        self._lines.put(msgspec.json.encode(event).decode())
 
 
 class LiveView:
-    """A rich dashboard redrawn a few times a second from the folded state."""
+    """A rich dashboard redrawn a few times a second from the folded state.
+
+    Drawing happens on rich's refresh thread; a terminal that goes away (EPIPE, EIO) only
+    silences the view, so the mission runs on to its end.
+    """
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console()
+        self.console = console or QuietConsole()
         self.state = MissionState()
-        self.recent: deque[str] = deque(maxlen=8)
+        self.recent: deque[str] = deque(maxlen=RECENT)
         self._lock = threading.Lock()
         self._live: Live | None = None
 
@@ -75,24 +156,35 @@ class LiveView:
             if event_type(event) in NOTABLE:
                 self.recent.append(line(event))
 
-    def _renderable(self) -> object:
+    def _renderable(self) -> RenderableType:
         with self._lock:
             return render(self.state, list(self.recent))
 
     def start(self) -> None:
         """Start redrawing."""
         self._live = Live(
-            get_renderable=self._renderable,  # type: ignore[arg-type]
+            get_renderable=self._renderable,
             console=self.console,
             refresh_per_second=4,
         )
-        self._live.start()
+        try:
+            self._live.start()
+        except OSError:
+            self._gone()
 
     def close(self) -> None:
         """Draw the final state once more and leave it on screen."""
-        if self._live is not None:
+        if self._live is None:
+            return
+        try:
             self._live.refresh()
             self._live.stop()
+        except OSError:
+            self._gone()
+
+    def _gone(self) -> None:
+        self.console.quiet = True
+        silence_stdout()
 
 
 def make_view(json_lines: bool) -> View:

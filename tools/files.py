@@ -7,22 +7,20 @@ as binary with their size, never dumped into the conversation.
 from __future__ import annotations
 
 import fnmatch
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 
 from ocactors.tools.errors import ToolError
+from ocactors.tools.listing import walk_files
 from ocactors.tools.spec import ToolContext, ToolSpec
 from ocactors.tools.workspace import Workspace
 
 MAX_LINES = 400
 MAX_LINE_CHARS = 2000
 MAX_LISTED = 500
-SKIP_DIRS = frozenset(
-    {".git", ".opencode", "node_modules", "__pycache__", ".venv", "venv", ".mypy_cache"}
-)
+NOTE_ROOM = 200
 
 
 class ReadFile(msgspec.Struct, kw_only=True):
@@ -91,30 +89,41 @@ def read_text(path: Path, rel: str) -> str:
 
 
 def read_file(ctx: ToolContext, args: ReadFile) -> str:
-    """Lines ``start_line`` .. ``start_line + max_lines - 1``, numbered."""
+    """Lines ``start_line`` .. ``start_line + max_lines - 1``, numbered, within the size cap.
+
+    Capped by lines and by characters (a file of long lines would otherwise fill a context
+    window in one call); the note says which line to start from to read on.
+    """
     path = ctx.workspace.resolve_read(args.path)
     check_text_file(path, args.path)
     start = max(args.start_line, 1)
-    chunk, total = _read_range(path, start, min(max(args.max_lines, 1), MAX_LINES))
+    count = min(max(args.max_lines, 1), MAX_LINES)
+    budget = ctx.shell.result_limit - NOTE_ROOM
+    chunk, total = _read_range(path, start, count, budget)
     if total == 0:
         return f"{args.path} is empty"
     if not chunk:
         raise ToolError(f"start_line {start} is past the end of {args.path} ({total} lines)")
     end = start + len(chunk) - 1
-    body = "\n".join(f"{n:>5}  {_clip(line)}" for n, line in enumerate(chunk, start=start))
     note = f"[{args.path}: lines {start}-{end} of {total}]"
     if end < total:
         note += f" (more: read_file with start_line={end + 1})"
-    return f"{body}\n{note}"
+    return "\n".join([*chunk, note])
 
 
-def _read_range(path: Path, start: int, count: int) -> tuple[list[str], int]:
-    """Lines ``start`` .. ``start + count - 1`` and the number of lines in the file."""
+def _read_range(path: Path, start: int, count: int, budget: int) -> tuple[list[str], int]:
+    """Numbered lines from ``start``: at most ``count`` of them and ``budget`` characters (one
+    line at least), and the number of lines in the file."""
     chunk: list[str] = []
-    total = 0
+    total = used = 0
+    full = False
     for total, line in enumerate(iter_lines(path), start=1):
-        if start <= total < start + count:
-            chunk.append(line)
+        if start <= total < start + count and not full:
+            numbered = f"{total:>5}  {_clip(line)}"
+            full = bool(chunk) and used + len(numbered) + 1 > budget
+            if not full:
+                chunk.append(numbered)
+                used += len(numbered) + 1
     return chunk, total
 
 
@@ -155,32 +164,49 @@ def _lf(text: str) -> str:
 
 
 def list_files(ctx: ToolContext, args: ListFiles) -> str:
-    """Files under ``path`` matching ``pattern`` (recursive), skipping tool-private folders."""
+    """Files under ``path`` matching ``pattern`` (recursive), as git sees the repository."""
     root = ctx.workspace.resolve_read(args.path)
     if not root.is_dir():
         raise ToolError(f"{args.path} is not a directory")
-    found = walk_files(root, ctx.workspace, args.pattern)
-    shown = found[:MAX_LISTED]
-    more = f"\n[... {len(found) - MAX_LISTED} more]" if len(found) > MAX_LISTED else ""
-    return ("\n".join(shown) or f"no files match {args.pattern!r} under {args.path}") + more
+    found = workspace_files(ctx.workspace, root, args.pattern)
+    if not found:
+        return f"no files match {args.pattern!r} under {args.path}{NOT_LISTED}"
+    if len(found) <= MAX_LISTED:
+        return "\n".join(found)
+    more = (
+        f"[... {len(found) - MAX_LISTED} more files: narrow it with a folder as path or a pattern]"
+    )
+    return "\n".join([*found[:MAX_LISTED], more])
 
 
-def walk_files(root: Path, workspace: Workspace, pattern: str) -> list[str]:
-    """Files under ``root`` matching ``pattern``; links that lead out are left out."""
+NOT_LISTED = (
+    " (what git ignores, virtualenvs, dependency and build folders are not listed; "
+    "read_file still reads them)"
+)
+
+
+def workspace_files(workspace: Workspace, root: Path, pattern: str) -> list[str]:
+    """Files under ``root`` matching ``pattern`` as the repository's developers see them.
+
+    What git ignores (or ``.gitignore`` outside git), virtualenvs, dependency and build
+    folders are left out (:mod:`ocactors.tools.listing`), and so are links that lead out.
+    """
     out: list[str] = []
-    for current, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
-        for name in sorted(files):
-            path = Path(current) / name
-            rel = path.relative_to(workspace.root).as_posix()
-            if not glob_match(pattern, name, rel, path.relative_to(root).as_posix()):
-                continue
-            try:
-                workspace.resolve_read(rel)
-            except ToolError:
-                continue
+    under = workspace.relative(root)
+    for rel in walk_files(workspace.root, under):
+        name = rel.rsplit("/", 1)[-1]
+        inner = rel if under == "." else rel[len(under) + 1 :]
+        if glob_match(pattern, name, rel, inner) and _confined(workspace, rel):
             out.append(rel)
     return out
+
+
+def _confined(workspace: Workspace, rel: str) -> bool:
+    try:
+        workspace.resolve_read(rel)
+    except ToolError:
+        return False
+    return True
 
 
 def glob_match(pattern: str, name: str, *paths: str) -> bool:
@@ -194,7 +220,11 @@ def glob_match(pattern: str, name: str, *paths: str) -> bool:
 
 
 READ_FILE = ToolSpec(
-    "read_file", "Read a text file (numbered lines, in ranges).", ReadFile, read_file
+    "read_file",
+    "Read a text file (numbered lines, in ranges).",
+    ReadFile,
+    read_file,
+    "read_file the same path with a later start_line, or fewer max_lines",
 )
 WRITE_FILE = ToolSpec(
     "write_file", "Write a whole file (only files you own).", WriteFile, write_file
@@ -206,5 +236,9 @@ EDIT_FILE = ToolSpec(
     edit_file,
 )
 LIST_FILES = ToolSpec(
-    "list_files", "List files under a folder matching a glob pattern.", ListFiles, list_files
+    "list_files",
+    "List files under a folder matching a glob pattern.",
+    ListFiles,
+    list_files,
+    "give a folder as path, or a narrower pattern",
 )

@@ -19,7 +19,7 @@ from pathlib import Path
 import msgspec
 
 from ocactors.tools.errors import ToolError
-from ocactors.tools.files import is_binary, walk_files
+from ocactors.tools.files import is_binary, workspace_files
 from ocactors.tools.spec import ToolContext, ToolSpec
 
 MAX_MATCHES = 200
@@ -71,7 +71,9 @@ def _searchable_files(ctx: ToolContext, rel: str) -> list[tuple[str, str]]:
     """(relative, real path) of each regular text file under ``rel`` that grep reads."""
     root = ctx.workspace.resolve_read(rel)
     rels = (
-        [ctx.workspace.relative(root)] if root.is_file() else walk_files(root, ctx.workspace, "*")
+        [ctx.workspace.relative(root)]
+        if root.is_file()
+        else workspace_files(ctx.workspace, root, "*")
     )
     real = ((name, ctx.workspace.resolve_read(name)) for name in rels)
     return [(name, str(path)) for name, path in real if _searchable(path)]
@@ -115,6 +117,7 @@ def grep_tool(timeout_s: float = GREP_TIMEOUT_S) -> ToolSpec:
         "Search text files for a regular expression (Python syntax); `file:line: text`.",
         Grep,
         partial(grep, timeout_s=timeout_s),
+        "give a narrower pattern, or a folder or file as path",
     )
 
 

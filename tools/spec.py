@@ -20,10 +20,14 @@ from ocactors.tools.errors import ToolError
 from ocactors.tools.processes import ProcessGroups
 from ocactors.tools.workspace import Workspace
 
+RESULT_LIMIT = 40_000
+NARROW = "ask for less: a narrower path, pattern or range"
+
 
 @dataclass(frozen=True)
 class ShellConfig:
-    """run_command's limits: timeouts, captured output, allowed command prefixes."""
+    """run_command's limits (timeouts, captured output, allowed command prefixes), and
+    ``result_limit``: the characters any tool result may have before it is cut."""
 
     timeout_s: float = 120.0
     max_timeout_s: float = 600.0
@@ -31,6 +35,7 @@ class ShellConfig:
     allow_prefixes: tuple[str, ...] = ()
     env_strip: tuple[str, ...] = ()
     groups: ProcessGroups = field(default_factory=ProcessGroups, compare=False)
+    result_limit: int = RESULT_LIMIT
 
 
 @dataclass(frozen=True)
@@ -63,12 +68,16 @@ class ToolResult:
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """One tool: the function and the Struct its arguments decode into."""
+    """One tool: the function and the Struct its arguments decode into.
+
+    ``narrow`` tells the model how to get the rest when a result is cut at the size cap.
+    """
 
     name: str
     description: str
     args_type: type[msgspec.Struct]
     run: Callable[[ToolContext, Any], str]
+    narrow: str = NARROW
 
     def schema(self) -> dict[str, Any]:
         """OpenAI function format, parameters inlined (no $ref)."""
@@ -142,13 +151,33 @@ class Toolbox:
         return [spec.schema() for spec in self.specs.values()]
 
     def call(self, name: str, arguments_json: str) -> ToolResult:
-        """Run a tool; every failure is an error result, never an exception."""
+        """Run a tool; every failure is an error result, never an exception; never too big."""
         spec = self.specs.get(name)
         if spec is None:
             return ToolResult(f"unknown tool {name!r}; available: {', '.join(self.names)}", True)
+        result = self._run(spec, arguments_json)
+        limit = self.ctx.shell.result_limit
+        return ToolResult(cap_result(result.output, limit, spec.narrow), result.is_error)
+
+    def _run(self, spec: ToolSpec, arguments_json: str) -> ToolResult:
         try:
             return ToolResult(spec.run(self.ctx, spec.parse(arguments_json)))
         except ToolError as error:
             return ToolResult(f"error: {error}", True)
         except Exception as error:
-            return ToolResult(f"error: {name} failed: {type(error).__name__}: {error}", True)
+            return ToolResult(f"error: {spec.name} failed: {type(error).__name__}: {error}", True)
+
+
+def cap_result(text: str, limit: int, narrow: str = NARROW) -> str:
+    """``text`` within ``limit`` characters, cut at a line end, saying what was left and how to
+    get it (a model that sees only a cut result cannot know it was cut)."""
+    if len(text) <= limit:
+        return text
+    room = max(limit - 200 - len(narrow), 1)  # the note fits in what is left
+    cut = text.rfind("\n", 0, room + 1)
+    kept, rest = (text[:cut], text[cut + 1 :]) if cut > 0 else (text[:room], text[room:])
+    lines = rest.count("\n") + (not rest.endswith("\n"))
+    return (
+        f"{kept}\n[result cut at {limit:,} characters: {len(rest):,} more characters "
+        f"({lines:,} lines) not shown; {narrow}]"
+    )

@@ -19,12 +19,12 @@ from typing import Any
 
 import httpx
 
-from ocactors.actors.mission import open_new_mission
+from ocactors.actors.mission import load_log, open_new_mission, record_resume
 from ocactors.actors.models import ScriptedModelServer, make_http_client
 from ocactors.actors.models.playbook import script_from_log
-from ocactors.common import UsageError
-from ocactors.events import read_events
-from ocactors.events.catalogue import MissionStarted
+from ocactors.common import EXIT_STOPPED, UsageError
+from ocactors.events import Journal, MissionPaths, read_events, resolve_mission, writer_pid
+from ocactors.events.catalogue import MissionStarted, Record
 from ocactors.launch import (
     Launch,
     describe_settings,
@@ -36,7 +36,7 @@ from ocactors.tools import ShellConfig, WebConfig
 from ocactors.view import make_view
 
 DEMO = "demo"
-PACE_S = 0.3  # per model turn, so the live view can be followed
+PACE_S = 3.0  # per model turn: about 40 s in all, time to attach `ocactors monitor`
 
 
 def register(sub: Any) -> None:
@@ -46,44 +46,118 @@ def register(sub: Any) -> None:
         help="watch a whole recorded mission run offline (no model, no network)",
         description="Re-run a recorded mission (plan, parallel workers, a rejecting review, "
         "a fix, SEALED) in a scratch workspace with the recorded model responses.",
-        epilog="example: ocactors demo --dir /tmp/ocactors-demo",
+        epilog="example: ocactors demo --dir /tmp/ocactors-demo    # then, after Ctrl-C: "
+        "ocactors demo --resume --dir /tmp/ocactors-demo",
     )
     p.add_argument("--dir", metavar="DIR", help="scratch workspace (default: a new temp dir)")
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        metavar="MISSION",
+        help="carry a stopped demo on, offline (--dir: its workspace; default: newest mission)",
+    )
     p.add_argument("--json", action="store_true", help="print every event as a JSON line")
-    p.add_argument("--fast", action="store_true", help="no pause between model turns")
+    speed = p.add_mutually_exclusive_group()
+    speed.add_argument(
+        "--pace",
+        type=_pace,
+        default=PACE_S,
+        metavar="SECONDS",
+        help=f"pause before each model answer (default {PACE_S:g}: about 40 s in all)",
+    )
+    speed.add_argument("--fast", action="store_true", help="no pause (same as --pace 0)")
     p.set_defaults(func=run_demo)
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Prepare the workspace, serve the recording, run the mission, say what to try next."""
+    """Prepare the workspace (or find the stopped demo), serve the recording, run, say what next."""
     with resources.as_file(resources.files("ocactors").joinpath(DEMO)) as demo:
         events = list(read_events(demo / "mission.jsonl"))
-        workspace = _prepare(args.dir, demo / "project")
-    started = next(e for e in events if isinstance(e, MissionStarted))
-    pace = 0.0 if args.fast else PACE_S
+        if args.resume is None:
+            workspace = _prepare(args.dir, demo / "project")
+    pace = 0.0 if args.fast else args.pace
     with ScriptedModelServer(script_from_log(events, pace)) as server, make_http_client() as http:
+        if args.resume is not None:
+            workspace = _stopped_demo(args.dir)
+            paths, journal = _reopen(workspace, args.resume)
+        else:
+            paths, journal = _open(workspace, events)
+        if pace:
+            print(
+                f"watch from another terminal: ocactors monitor {paths.id[:15]} -C {workspace}",
+                file=sys.stderr,
+            )
         launch = _launch(workspace, server, http, make_view(args.json))
-        paths, journal = open_new_mission(
-            workspace,
-            started.goal,
-            started.settings,
-            lambda p, mission: open_journal(p, mission, "batch"),
-        )
-        print(f"demo mission {paths.id} in {workspace}", file=sys.stderr)
-        print(f"settings: {describe_settings(started.settings)}", file=sys.stderr)
         code = run_logged_mission(launch, paths, journal)
-    _next_steps(workspace, paths.id, paths.events)
+    _next_steps(workspace, paths.id, stopped=code == EXIT_STOPPED)
     return code
 
 
+def _open(workspace: Path, events: list[Record]) -> tuple[MissionPaths, Journal]:
+    """A new mission with the recorded goal and settings."""
+    started = next(e for e in events if isinstance(e, MissionStarted))
+    paths, journal = open_new_mission(
+        workspace,
+        started.goal,
+        started.settings,
+        lambda p, mission: open_journal(p, mission, "batch"),
+    )
+    print(f"demo mission {paths.id} in {workspace}", file=sys.stderr)
+    print(f"settings: {describe_settings(started.settings)}", file=sys.stderr)
+    return paths, journal
+
+
+def _stopped_demo(target: str | None) -> Path:
+    """The workspace of the demo to resume: ``--dir`` is required and must exist."""
+    if target is None:
+        raise UsageError("--resume needs --dir, the stopped demo's workspace")
+    workspace = Path(target).expanduser().resolve()
+    if not workspace.is_dir():
+        raise UsageError(f"--dir {target} is not a directory")
+    return workspace
+
+
+def _reopen(workspace: Path, ref: str) -> tuple[MissionPaths, Journal]:
+    """A stopped (or killed) demo mission, carried on with the recording as its model."""
+    paths = resolve_mission(workspace, ref or None)
+    if writer_pid(paths.events) is not None:
+        raise UsageError(f"mission {paths.id} is running; stop it first")
+    journal = open_journal(paths.events, paths.id, "batch")
+    if load_log(paths.events).commander.phase == "sealed":
+        journal.close()
+        raise UsageError(f"mission {paths.id} is already SEALED; nothing to resume")
+    record_resume(journal, "demo resume", None)
+    print(f"demo mission {paths.id} resumed in {workspace}", file=sys.stderr)
+    return paths, journal
+
+
+def _pace(text: str) -> float:
+    """``--pace``: a number of seconds, 0 to 60."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 <= seconds <= 60:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 60 seconds, not {text}")
+    return seconds
+
+
 def _prepare(target: str | None, project: Path) -> Path:
+    """A scratch workspace holding the demo project; a bad ``--dir`` is a one-line error."""
     if target is None:
         workspace = Path(tempfile.mkdtemp(prefix="ocactors-demo-"))
     else:
         workspace = Path(target).expanduser().resolve()
-        if workspace.exists() and any(workspace.iterdir()):
+        if workspace.exists() and not workspace.is_dir():
+            raise UsageError(f"--dir {target} is a file; give a new or empty directory")
+        if workspace.is_dir() and any(workspace.iterdir()):
             raise UsageError(f"{workspace} is not empty; give --dir a new or empty directory")
-    shutil.copytree(project, workspace, dirs_exist_ok=True)
+    try:
+        shutil.copytree(project, workspace, dirs_exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise UsageError(f"cannot create the demo workspace {workspace}: {reason}") from None
     return workspace
 
 
@@ -100,10 +174,12 @@ def _launch(workspace: Path, server: ScriptedModelServer, http: httpx.Client, vi
     )
 
 
-def _next_steps(workspace: Path, mission: str, log: Path) -> None:
+def _next_steps(workspace: Path, mission: str, stopped: bool) -> None:
+    """What to try next (the log's path was just printed with the outcome)."""
     short = mission[:15]
+    resume = f"  ocactors demo --resume {short} --dir {workspace}\n" if stopped else ""
     print(
-        f"\nworkspace: {workspace}\nlog:       {log}\n\ntry next:\n"
+        f"\nworkspace: {workspace}\n\ntry next:\n{resume}"
         f"  ocactors tail {short} -C {workspace}\n"
         f"  ocactors status {short} -C {workspace}\n"
         f"  ocactors replay {short} --until 40 -C {workspace}\n"

@@ -8,13 +8,13 @@ import sys
 from typing import Any
 
 import msgspec
-from rich.console import Console
 from rich.table import Table
 
 from ocactors.actors.state import MissionState
 from ocactors.common import EXIT_OK, add_workspace, workspace_of
 from ocactors.events import list_missions
 from ocactors.missions import fold_all, pick, shorten, status_word, wall_time
+from ocactors.view import QuietConsole
 
 
 def register(sub: Any) -> None:
@@ -84,7 +84,7 @@ def run_ls(args: argparse.Namespace) -> int:
             row["wall_time"],
             shorten(row["goal"], 60),
         )
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    QuietConsole(width=None if sys.stdout.isatty() else 200).print(table)
     return EXIT_OK
 
 

@@ -9,7 +9,7 @@ import time
 from collections import deque
 from typing import Any
 
-from rich.console import Console
+from rich.console import RenderableType
 from rich.live import Live
 
 from ocactors.actors.state import MissionState, apply
@@ -20,6 +20,7 @@ from ocactors.describe import NOTABLE, line
 from ocactors.events import follow, writer_pid
 from ocactors.events.catalogue import Record, event_type
 from ocactors.missions import Notes, events, pick
+from ocactors.view import RECENT, QuietConsole
 
 
 def register(sub: Any) -> None:
@@ -42,7 +43,7 @@ class Board:
 
     def __init__(self) -> None:
         self.state = MissionState()
-        self.recent: deque[str] = deque(maxlen=8)
+        self.recent: deque[str] = deque(maxlen=RECENT)
         self.lock = threading.Lock()
 
     def feed(self, event: Record) -> None:
@@ -52,10 +53,10 @@ class Board:
             if event_type(event) in NOTABLE:
                 self.recent.append(line(event))
 
-    def frame(self) -> Any:
-        """The renderable now."""
+    def frame(self, fit: bool = True) -> RenderableType:
+        """The renderable now; ``fit`` keeps it within the screen's height."""
         with self.lock:
-            return render(self.state, list(self.recent))
+            return render(self.state, list(self.recent), fit=fit)
 
 
 def run_monitor(args: argparse.Namespace) -> int:
@@ -66,9 +67,9 @@ def run_monitor(args: argparse.Namespace) -> int:
     for event in events(paths, notes):
         board.feed(event)
     notes.say(paths)
-    console = Console()
+    console = QuietConsole()
     if args.once:
-        console.print(board.frame())
+        console.print(board.frame(fit=False))
         return EXIT_OK
     stop = threading.Event()
     feeder = threading.Thread(
