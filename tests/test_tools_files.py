@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
 import threading
 import tracemalloc
 from collections.abc import Callable
@@ -320,3 +322,78 @@ def test_grep_passes_over_fifos_dangling_links_and_loops(root: Path) -> None:
     )
     listed, is_error = bounded(lambda: call(toolbox, "list_files"), root / "pipe")
     assert not is_error and "src/app.py" in listed.splitlines()
+
+
+# --- atomic writes ------------------------------------------------------------------------
+
+
+def test_write_file_replaces_a_hard_link_instead_of_writing_through(
+    root: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("the outside file\n")
+    (root / "calc").mkdir()
+    os.link(outside, root / "calc" / "add.py")  # ln /outside/file calc/add.py
+    toolbox = box(root, writable=["calc/add.py"])
+    assert call(toolbox, "write_file", path="calc/add.py", content="x = 1\n")[1] is False
+    assert outside.read_text() == "the outside file\n"
+    assert (root / "calc" / "add.py").read_text() == "x = 1\n"
+    assert os.stat(root / "calc" / "add.py").st_nlink == 1
+
+
+def test_edit_file_replaces_a_hard_link_instead_of_writing_through(
+    root: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("a = 1\n")
+    os.link(outside, root / "src" / "linked.py")
+    toolbox = box(root, writable=["src/linked.py"])
+    assert call(toolbox, "edit_file", path="src/linked.py", old="a = 1", new="a = 2")[1] is False
+    assert outside.read_text() == "a = 1\n"
+    assert (root / "src" / "linked.py").read_text() == "a = 2\n"
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o600, 0o640])
+def test_writes_keep_the_mode_bits(root: Path, mode: int) -> None:
+    script = root / "run.sh"
+    script.write_text("echo one\n")
+    script.chmod(mode)
+    toolbox = box(root, writable=["run.sh"])
+    assert call(toolbox, "write_file", path="run.sh", content="echo two\n")[1] is False
+    assert script.stat().st_mode & 0o7777 == mode
+    assert call(toolbox, "edit_file", path="run.sh", old="two", new="three")[1] is False
+    assert script.stat().st_mode & 0o7777 == mode
+    assert script.read_text() == "echo three\n"
+
+
+def test_a_new_file_gets_the_umask_mode(root: Path) -> None:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (
+        call(box(root, writable=["new.py"]), "write_file", path="new.py", content="x\n")[1] is False
+    )
+    assert (root / "new.py").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temp(root: Path) -> None:
+    toolbox = box(root, writable=["src/app.py"])
+    before = (root / "src" / "app.py").read_text()
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, limits[1]))  # writes past 4 KiB: EFBIG
+    try:
+        output, is_error = call(toolbox, "write_file", path="src/app.py", content="x" * 100_000)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, handler)
+    assert is_error and "File too large" in output, output
+    assert (root / "src" / "app.py").read_text() == before
+    assert sorted(p.name for p in (root / "src").iterdir()) == ["app.py"]
+
+
+def test_writes_leave_no_temp_files(root: Path) -> None:
+    toolbox = box(root, writable=["src/app.py", "src/b.py"])
+    for content in ("1\n", "2\n", "3\n"):
+        assert call(toolbox, "write_file", path="src/b.py", content=content)[1] is False
+    assert call(toolbox, "edit_file", path="src/app.py", old="hi", new="ho")[1] is False
+    assert sorted(p.name for p in (root / "src").iterdir()) == ["app.py", "b.py"]

@@ -253,7 +253,7 @@ def big_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def big(request: pytest.FixtureRequest, big_tree: Path) -> Path:
     """The big tree in a git work tree (files untracked), outside git, and outside git with
     no .gitignore at all (the skip-list alone); hard-linked copies, made in a blink."""
-    root = big_tree.parent / request.param
+    root: Path = big_tree.parent / request.param
     subprocess.run(["cp", "-al", str(big_tree), str(root)], check=True, timeout=60)
     if request.param == "bare":
         (root / ".gitignore").rename(root / "LICENSE")

@@ -1,12 +1,18 @@
 """Reading, writing, editing and listing files: the workspace's file tools.
 
 Reads are line-numbered and ranged so a huge file is read in pieces; binary files are reported
-as binary with their size, never dumped into the conversation.
+as binary with their size, never dumped into the conversation.  Writes are atomic: the new text
+goes to a temp file in the same folder, which is renamed over the target, so a crash never
+leaves a torn file and a hard link to a file outside the workspace is replaced, never written
+through; the target's mode bits (and owner, where allowed) are kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -139,7 +145,7 @@ def write_file(ctx: ToolContext, args: WriteFile) -> str:
     if path.exists() and not path.is_file():
         raise ToolError(f"{args.path} is not a regular file (a pipe, socket or device)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(args.content, "utf-8")
+    write_atomic(path, args.content)
     return f"wrote {args.path} ({len(args.content.splitlines())} lines)"
 
 
@@ -155,8 +161,51 @@ def edit_file(ctx: ToolContext, args: EditFile) -> str:
     if count != 1:
         where = "does not occur" if count == 0 else f"occurs {count} times"
         raise ToolError(f"old {where} in {args.path}; it must occur exactly once")
-    path.write_text(text.replace(old, new, 1), "utf-8", newline="\r\n" if crlf else "")
+    write_atomic(path, text.replace(old, new, 1), newline="\r\n" if crlf else "")
     return f"edited {args.path}"
+
+
+def write_atomic(path: Path, text: str, newline: str | None = None) -> None:
+    """Write ``text`` to a temp file beside ``path`` and rename it over ``path``.
+
+    The rename replaces the directory entry, so a hard link to an outside file is cut rather
+    than written through, and readers see the old or the new file, never half of one.
+    """
+    previous = _stat_or_none(path)
+    fd, temp = _create_temp(path.parent, path.name, previous)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def _stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+
+
+def _create_temp(folder: Path, name: str, previous: os.stat_result | None) -> tuple[int, Path]:
+    """An exclusive new file, with the mode and owner of ``previous`` (umask rules a new file)."""
+    for _ in range(100):
+        temp = folder / f".{name}.{secrets.token_hex(4)}.tmp"  # lease_guard.WRITE_TEMP knows it
+        try:
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError:
+            continue
+        if previous is not None:
+            with contextlib.suppress(PermissionError):
+                os.fchown(fd, previous.st_uid, previous.st_gid)  # before chmod: chown clears suid
+            os.fchmod(fd, previous.st_mode & 0o7777)
+        return fd, temp
+    raise ToolError(f"could not create a temp file beside {name}")
 
 
 def _lf(text: str) -> str:
