@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 
 from ocactors.actors.mission import open_new_mission
-from ocactors.actors.models import ScriptedModelServer
+from ocactors.actors.models import ScriptedModelServer, make_http_client
 from ocactors.actors.models.playbook import script_from_log
 from ocactors.events import MissionPaths, encode, read_events
 from ocactors.events.catalogue import MissionStarted, Record, SessionStarted, event_type
@@ -98,7 +97,7 @@ def rerun(paths: MissionPaths, workspace: Path, scratch: Path) -> MissionPaths:
     for event in recorded:
         if isinstance(event, SessionStarted):
             models.setdefault(event.role, event.model)
-    with ScriptedModelServer(script_from_log(recorded)) as server, httpx.Client() as http:
+    with ScriptedModelServer(script_from_log(recorded)) as server, make_http_client() as http:
         clients = recorded_clients(server.base_url, http, models)
         shell, conditions = replay_command_settings(scratch)
         launch = Launch(scratch, clients, http, shell, WebConfig(), {}, QuietView(), conditions)

@@ -27,6 +27,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import httpx
 import msgspec
 
 from ocactors.actors.mission import Conditions
@@ -37,6 +38,7 @@ from ocactors.actors.models import (
     ModelsConfig,
     build_clients,
     make_http_client,
+    preflight,
     resolve_models,
 )
 from ocactors.actors.project import project_environment
@@ -132,6 +134,17 @@ def session_limits(workspace: Path) -> Limits:
     return limits
 
 
+def _preflight(config: ModelsConfig, http: httpx.Client, args: argparse.Namespace) -> None:
+    """Commands that offer ``--no-preflight`` (``task``) check every endpoint first."""
+    if getattr(args, "no_preflight", True):
+        return
+    try:
+        preflight(config, http)
+    except ConfigError as error:
+        http.close()
+        raise UsageError(str(error)) from None
+
+
 def launch_for(workspace: Path, args: argparse.Namespace, view: View) -> Launch:
     """Resolve the models (ConfigError becomes a usage error) and the tool settings."""
     flags = ModelFlags(
@@ -144,9 +157,12 @@ def launch_for(workspace: Path, args: argparse.Namespace, view: View) -> Launch:
     extras = read_extras(workspace)
     shell, conditions = command_settings(workspace, args, extras.tools)  # before any model call
     http = make_http_client()
+    _preflight(config, http, args)
     clients = build_clients(config, http, LimiterRegistry())
     for role in config.roles.values():
         print(f"model {role.describe()}", file=sys.stderr)
+    print(sandbox_banner(shell.sandbox, shell.network), file=sys.stderr)
+    print(f"project: {conditions.environment}", file=sys.stderr)
     shell = dataclasses.replace(shell, env_strip=_key_variables(config))
     return Launch(
         workspace=workspace,
@@ -168,10 +184,7 @@ def launch_for(workspace: Path, args: argparse.Namespace, view: View) -> Launch:
 def command_settings(
     workspace: Path, args: argparse.Namespace, tools: ToolSettings
 ) -> tuple[ShellConfig, Conditions]:
-    """The sandbox (refused in one line when none works), the network, the project's env.
-
-    Prints the banner lines that say how commands will run.
-    """
+    """The sandbox (refused in one line when none works), the network, the project's env."""
     preference = getattr(args, "sandbox", None) or tools.sandbox
     if preference not in SANDBOX_CHOICES:
         raise UsageError(f"[tools] sandbox must be one of {', '.join(SANDBOX_CHOICES)}")
@@ -182,8 +195,6 @@ def command_settings(
     flag = getattr(args, "command_network", None)
     network = tools.command_network if flag is None else bool(flag)
     project = project_environment(workspace, os.environ)
-    print(sandbox_banner(backend, network), file=sys.stderr)
-    print(f"project: {project.description}", file=sys.stderr)
     shell = ShellConfig(
         timeout_s=tools.command_timeout_s,
         allow_prefixes=tuple(tools.allow_commands),

@@ -30,6 +30,7 @@ from ocactors.events import list_missions, read_events, send_control
 from ocactors.events.catalogue import Event, MissionSettings, Record
 from tests._mission_helpers import MissionHarness, textstats_playbook
 
+OCACTORS = [sys.executable, "-m", "ocactors.cli"]
 ENDS = (ev.SessionFinished, ev.SessionFailed, ev.SessionInterrupted)
 
 
@@ -225,8 +226,7 @@ def test_sigkill_of_a_mission_leaves_none_of_its_processes(
             "OCACTORS_API_KEY": "sk-test-secret-key-123456",
         }
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ocactors.cli", "task", "g", "--verify", linger(token)]
-            + ["--sandbox", sandbox],
+            [*OCACTORS, "task", "g", "--verify", linger(token), "--sandbox", sandbox],
             cwd=workspace,
             env=env,
             stdout=subprocess.DEVNULL,

@@ -232,7 +232,7 @@ def test_clients_share_a_limiter_per_endpoint_and_model(workspace: Path) -> None
         assert limiter is not None and limiter.max_concurrency == 50  # loopback default
         assert isinstance(clients["worker"], RetryingClient)
         assert isinstance(clients["worker"].inner, OpenAIChatClient)
-        assert http._transport._pool._max_connections == 100  # type: ignore[attr-defined]
+        assert http._transport._direct._pool._max_connections == 100  # type: ignore[attr-defined]
 
 
 def test_anthropic_roles_get_the_anthropic_client(tmp_path: Path) -> None:
@@ -244,3 +244,52 @@ def test_anthropic_roles_get_the_anthropic_client(tmp_path: Path) -> None:
         client = build_client(config, http, LimiterRegistry())
     assert isinstance(client, RetryingClient) and isinstance(client.inner, AnthropicClient)
     assert client.limiter is not None and client.limiter.max_concurrency == 3
+
+
+def test_bounds_and_waits_come_from_the_file_into_the_client(tmp_path: Path) -> None:
+    (tmp_path / ".opencode").mkdir()
+    (tmp_path / ".opencode" / "ocactors.toml").write_text(
+        "[models]\nturn_deadline_s = 600\nmax_response_bytes = 1000000\nmax_retry_wait_s = 60\n"
+        "[roles.planner]\nturn_deadline_s = 3600\n"
+    )
+    env = {"OCACTORS_MODEL": "m", "OCACTORS_BASE_URL": "http://127.0.0.1:9/v1"}
+    config = resolve_models(tmp_path, None, env)
+    with make_http_client(env={}) as http:
+        clients = build_clients(config, http, LimiterRegistry())
+    worker, planner = clients["worker"], clients["planner"]
+    assert isinstance(worker, RetryingClient) and isinstance(planner, RetryingClient)
+    assert (worker.limits.deadline_s, worker.limits.max_bytes) == (600, 1_000_000)
+    assert worker.max_wait == 60 and planner.limits.deadline_s == 3600
+    default = resolve_models(tmp_path.parent, None, env).for_role("worker")
+    assert (default.turn_deadline_s, default.max_response_bytes) == (1200, 64 * 1024 * 1024)
+    assert default.max_retry_wait_s == 300
+
+
+def test_each_setting_remembers_where_it_came_from(workspace: Path) -> None:
+    env = {"OCACTORS_MODEL": "env-model", "EXAMPLE_KEY": SECRET}
+    flags = ModelFlags(base_url="http://flag.example/v1")
+    planner = resolve_models(workspace, flags, env).for_role("planner")
+    assert planner.origin("model") == "OCACTORS_MODEL"
+    assert planner.origin("base_url") == "--base-url"
+    assert planner.origin("api_key") == "EXAMPLE_KEY"
+    assert (
+        planner.origin("timeout_s") == "timeout_s under [roles.planner] in .opencode/ocactors.toml"
+    )
+    worker = resolve_models(workspace, None, {"OPENAI_API_KEY": "k"}).for_role("worker")
+    assert worker.origin("base_url") == "base_url under [models] in .opencode/ocactors.toml"
+    assert worker.origin("model") == "model under [models] in .opencode/ocactors.toml"
+    vendor = resolve_models(workspace, None, {"OPENAI_BASE_URL": "http://v/v1"}).for_role("worker")
+    assert vendor.origin("base_url") == "OPENAI_BASE_URL"
+    assert resolve_models(workspace, None, {}).for_role("worker").origin("api_key") == (
+        "OCACTORS_API_KEY"  # nothing gave one: the setting to use
+    )
+
+
+def test_an_api_key_env_naming_an_unset_variable_is_noted(workspace: Path) -> None:
+    ambient = resolve_models(workspace, None, {"OPENAI_API_KEY": "ambient"}).for_role("worker")
+    assert ambient.missing_key_env == "EXAMPLE_KEY"
+    assert ambient.origin("api_key_env") == "api_key_env under [models] in .opencode/ocactors.toml"
+    given = resolve_models(workspace, None, {"EXAMPLE_KEY": SECRET}).for_role("worker")
+    assert given.missing_key_env is None
+    explicit = resolve_models(workspace, None, {"OCACTORS_API_KEY": "k"}).for_role("worker")
+    assert explicit.missing_key_env is None  # a key above the file makes it moot

@@ -12,10 +12,13 @@ from ocactors.actors.models import (
     Fault,
     Limiter,
     LimiterRegistry,
+    ModelError,
     OpenAIChatClient,
+    QuotaExhausted,
     RateLimited,
     RetryingClient,
     ScriptedModelServer,
+    ServerError,
     Turn,
     default_concurrency,
 )
@@ -80,6 +83,23 @@ def test_slot_reads_the_outcome_from_the_exception() -> None:
     with limiter.slot():
         assert limiter.in_flight == 1
     assert limiter.cap == 4 and limiter.in_flight == 0  # 4.25: not a whole slot yet
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        QuotaExhausted("out of quota", status=429),
+        RateLimited("limit reported inside a stream"),
+    ],
+)
+def test_every_429_halves_the_cap_whatever_error_it_became(error: ModelError) -> None:
+    limiter = Limiter(8)
+    with pytest.raises(ModelError), limiter.slot():
+        raise error
+    assert limiter.cap == 4
+    with pytest.raises(ModelError), limiter.slot():
+        raise ServerError("not a 429", status=503)
+    assert limiter.cap == 4
 
 
 @pytest.mark.parametrize(

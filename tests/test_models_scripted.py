@@ -22,7 +22,10 @@ from ocactors.actors.models import (
     Turn,
     load_script,
 )
-from ocactors.events.catalogue import ChatMessage
+from ocactors.actors.models.anthropic_client import AnthropicClient
+from ocactors.actors.models.playbook import script_from_log
+from ocactors.events import catalogue as ev
+from ocactors.events.catalogue import ChatMessage, ToolCall
 from tests._models_helpers import CONVERSATION, headers, http_client
 
 
@@ -105,8 +108,49 @@ def test_model_lists_for_probes(http: httpx.Client) -> None:
     with ScriptedModelServer({}) as server:
         tags = http.get(f"{server.root_url}/api/tags").json()
         models = http.get(f"{server.base_url}/models").json()
+        one = http.get(f"{server.base_url}/models/recorded-model")
     assert tags["models"][0]["name"] == "scripted"
     assert models["data"][0]["id"] == "scripted"
+    assert one.status_code == 200 and one.json()["id"] == "recorded-model"  # any model is known
+
+
+RECORDED = Turn(
+    "writing",
+    tool_calls=[("write_file", '{"path":"é.txt","content":"x"}'), ("finish_task", "{}")],
+    call_ids=["call_8fK2xQ", "toolu_01A09q90qw90lq917835lq9"],
+    finish_reason="length",
+)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_recorded_ids_arguments_and_finish_reason_are_played_as_given(
+    http: httpx.Client, stream: bool, provider: str
+) -> None:
+    with ScriptedModelServer({"*": [RECORDED]}) as server:
+        client: OpenAIChatClient | AnthropicClient
+        if provider == "anthropic":
+            client = AnthropicClient(
+                http, base_url=server.root_url, api_key=None, model="m", stream=stream
+            )
+        else:
+            client = OpenAIChatClient(
+                http, base_url=server.base_url, api_key=None, model="m", stream=stream
+            )
+        reply = client.complete(CONVERSATION, [], headers=headers("w", 1))
+    calls = reply.message.tool_calls
+    assert [c.id for c in calls] == list(RECORDED.call_ids)
+    assert reply.finish_reason == "length"
+    if provider == "openai":  # Anthropic sends arguments as an object: only OpenAI keeps text
+        assert [c.arguments for c in calls] == [a for _, a in RECORDED.tool_calls]
+
+
+def test_missing_ids_are_made_up_per_turn(http: httpx.Client) -> None:
+    with ScriptedModelServer({"*": [Turn(tool_calls=[("a", {}), ("b", {})])]}) as server:
+        client = OpenAIChatClient(http, base_url=server.base_url, api_key=None, model="m")
+        reply = client.complete(CONVERSATION, [], headers=headers("w", 1))
+    assert [c.id for c in reply.message.tool_calls] == ["call_1_0", "call_1_1"]
+    assert reply.finish_reason == "tool_calls"
 
 
 def test_close_leaves_nothing_open(http: httpx.Client) -> None:
@@ -129,10 +173,12 @@ def test_load_script_from_json(tmp_path: Path, http: httpx.Client) -> None:
                 "worker:*": [
                     {
                         "content": "reading",
-                        "tool_calls": [{"name": "read_file", "arguments": {"path": "a.py"}}],
+                        "tool_calls": [
+                            {"name": "read_file", "arguments": {"path": "a.py"}, "id": "c_1"}
+                        ],
                         "fault": {"kind": "429", "times": 1, "retry_after": 0.1},
                     },
-                    {"content": "done", "delay_s": 0.01},
+                    {"content": "done", "delay_s": 0.01, "finish_reason": "length"},
                 ]
             }
         )
@@ -141,7 +187,8 @@ def test_load_script_from_json(tmp_path: Path, http: httpx.Client) -> None:
     first, second = script["worker:*"]
     assert first.tool_calls == [("read_file", {"path": "a.py"})]
     assert first.fault == Fault("429", times=1, retry_after=0.1)
-    assert second.content == "done"
+    assert list(first.call_ids) == ["c_1"]
+    assert second.content == "done" and second.finish_reason == "length"
     with ScriptedModelServer(script) as server:
         assert ask(http, server, "worker:t1", 2) == "done"
 
@@ -151,3 +198,66 @@ def test_load_script_rejects_unknown_fault_kinds(tmp_path: Path) -> None:
     path.write_text('{"a": [{"fault": {"kind": "teapot"}}]}')
     with pytest.raises(ScriptError, match=r"script\.json"):
         load_script(path)
+
+
+def test_load_script_wants_an_id_for_every_call_or_none(tmp_path: Path) -> None:
+    path = tmp_path / "script.json"
+    calls = [{"name": "a", "id": "c_1"}, {"name": "b"}]
+    path.write_text(json.dumps({"a": [{"tool_calls": calls}]}))
+    with pytest.raises(ScriptError, match="every tool call"):
+        load_script(path)
+
+
+OPENROUTER_REPLY = ChatMessage(
+    role="assistant",
+    tool_calls=[ToolCall(id="call_8fK2xQ", name="read_file", arguments='{"path":"a.py"}')],
+    reasoning="Let me read it.",
+    reasoning_field="reasoning",
+    reasoning_details=[
+        {"type": "reasoning.text", "text": "Let me read it.", "format": "unknown", "index": 0}
+    ],
+)
+REFUSAL_REPLY = ChatMessage(
+    role="assistant", content="I can't help with that.", refusal="I can't help with that."
+)
+ANTHROPIC_REPLY = ChatMessage(
+    role="assistant",
+    content="Reading.",
+    tool_calls=[ToolCall(id="toolu_01A09q", name="read_file", arguments='{"path": "a.py"}')],
+    reasoning="ab",
+    reasoning_signature="sig-2",
+    thinking_blocks=[
+        {"type": "thinking", "thinking": "a", "signature": "sig-1"},
+        {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"},
+        {"type": "thinking", "thinking": "b", "signature": "sig-2"},
+    ],
+)
+
+
+@pytest.mark.parametrize("stream", [True, False])
+@pytest.mark.parametrize(
+    ("provider", "recorded", "finish"),
+    [
+        ("openai", OPENROUTER_REPLY, "tool_calls"),
+        ("openai", REFUSAL_REPLY, "stop"),
+        ("anthropic", ANTHROPIC_REPLY, "tool_calls"),
+    ],
+)
+def test_a_recorded_message_is_played_back_exactly(
+    http: httpx.Client, stream: bool, provider: str, recorded: ChatMessage, finish: str
+) -> None:
+    log = [ev.ModelResponded(session="s#1", turn=1, message=recorded, finish_reason=finish)]
+    with ScriptedModelServer(script_from_log(log)) as server:
+        client: OpenAIChatClient | AnthropicClient
+        if provider == "anthropic":
+            client = AnthropicClient(
+                http, base_url=server.root_url, api_key=None, model="m", stream=stream
+            )
+        else:
+            client = OpenAIChatClient(
+                http, base_url=server.base_url, api_key=None, model="m", stream=stream
+            )
+        session = {**headers("w", 1), "X-Ocactors-Session": "s#1"}
+        reply = client.complete(CONVERSATION, [], headers=session)
+    assert reply.message == recorded
+    assert reply.finish_reason == finish

@@ -6,6 +6,8 @@
   :class:`Limiter` shared per (endpoint, model) through a :class:`LimiterRegistry`;
 - :func:`resolve_models` reads flags, environment and ``.opencode/ocactors.toml`` into a
   :class:`ModelsConfig`; :func:`build_client` turns a :class:`RoleConfig` into a client;
+  :func:`make_http_client` is the shared pool (loopback direct, other hosts as curl would);
+- :func:`preflight` checks every role's endpoint with one free request before a mission;
 - :class:`ScriptedModelServer` plays scripted turns over real sockets for tests and demos.
 
 Errors are drawn in :mod:`ocactors.actors.models.errors`.
@@ -27,6 +29,7 @@ from ocactors.actors.models.errors import (
     BadResponse,
     ContextOverflow,
     ModelError,
+    QuotaExhausted,
     RateLimited,
     ServerError,
     TransportError,
@@ -34,6 +37,7 @@ from ocactors.actors.models.errors import (
 from ocactors.actors.models.factory import build_client, build_clients, make_http_client
 from ocactors.actors.models.limiter import Limiter, LimiterRegistry, default_concurrency
 from ocactors.actors.models.openai_client import OpenAIChatClient
+from ocactors.actors.models.preflight import PreflightError, preflight
 from ocactors.actors.models.retrying import RetryingClient
 from ocactors.actors.models.scripted import (
     Fault,
@@ -71,7 +75,9 @@ __all__ = [
     "ModelsConfig",
     "OnRetry",
     "OpenAIChatClient",
+    "PreflightError",
     "Price",
+    "QuotaExhausted",
     "RateLimited",
     "RecordedRequest",
     "RetryInfo",
@@ -90,5 +96,6 @@ __all__ = [
     "estimate_tokens",
     "load_script",
     "make_http_client",
+    "preflight",
     "resolve_models",
 ]

@@ -14,6 +14,10 @@ file names (``api_key`` or ``api_key_env``) beats OPENAI_API_KEY / ANTHROPIC_API
                               the provider's public URL when a key is set, else a local
                               Ollama on 127.0.0.1:11434 (its first model)
 
+Each RoleConfig remembers where its settings came from (``origins``: ``--base-url``,
+``OCACTORS_BASE_URL``, ``base_url under [models] in .opencode/ocactors.toml``, ...), so a
+mistake found later (by the preflight) names the one setting to change.
+
 The file (every key optional; ``api_key_env`` names the variable holding the key, so keys
 stay out of files)::
 
@@ -28,6 +32,9 @@ stay out of files)::
     max_concurrency = 8            # in flight per (endpoint, model); AIMD lowers it on 429
     attempts = 3
     max_tokens = 8192              # Anthropic's required output cap
+    turn_deadline_s = 1200         # the longest one attempt at a turn may take, in all
+    max_response_bytes = 67108864  # the largest answer read (64 MiB of raw stream)
+    max_retry_wait_s = 300         # the longest Retry-After / x-ratelimit-reset honoured
 
     [roles.planner]                # also [roles.worker], [roles.reviewer]
     model = "o3"
@@ -42,8 +49,8 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -59,6 +66,9 @@ OLLAMA_URL = "http://127.0.0.1:11434"
 OPENAI_URL = "https://api.openai.com/v1"
 ANTHROPIC_URL = "https://api.anthropic.com"
 DEFAULT_TIMEOUT_S = 300.0
+DEFAULT_TURN_DEADLINE_S = 1200.0
+DEFAULT_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+DEFAULT_MAX_RETRY_WAIT_S = 300.0
 Provider = Literal["openai", "anthropic"]
 
 
@@ -92,6 +102,9 @@ class Layer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     max_concurrency: int | None = None
     attempts: int | None = None
     max_tokens: int | None = None
+    turn_deadline_s: float | None = None
+    max_response_bytes: int | None = None
+    max_retry_wait_s: float | None = None
 
 
 class FileConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,8 +140,18 @@ class RoleConfig:
     max_concurrency: int | None = None
     attempts: int = 3
     max_tokens: int = 8192
+    turn_deadline_s: float = DEFAULT_TURN_DEADLINE_S
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_retry_wait_s: float = DEFAULT_MAX_RETRY_WAIT_S
     price: Price | None = None
     source: str = ""
+    origins: Mapping[str, str] = field(default_factory=dict)
+    missing_key_env: str | None = None
+
+    def origin(self, name: str) -> str:
+        """The setting that decided ``name`` (``base_url``, ``model``, ``api_key``), or the
+        one to set when a default decided it."""
+        return self.origins.get(name) or f"OCACTORS_{name.upper()}"
 
     def describe(self) -> str:
         """One line for people: role, model, where, from which source (never the key)."""
@@ -285,7 +308,63 @@ def resolve_models(
         )
         for role in ROLES
     }
+    roles = {
+        role: replace(
+            config, origins=origins_of(role, flags_layer(flags), env, file, config.provider)
+        )
+        for role, config in roles.items()
+    }
     return ModelsConfig(roles=roles, prices=dict(file.prices))
+
+
+# --- where each setting came from ----------------------------------------------------
+
+
+def origins_of(
+    role: str, flags: Layer, env: Mapping[str, str], file: FileConfig, provider: Provider
+) -> dict[str, str]:
+    """``{field: the setting that decided it}``, in the order resolve_role merges them."""
+    table = file.roles.get(role, Layer())
+    key, key_name = file_key(role, table, file.models, env)
+    named: list[tuple[Layer, Callable[[str], str]]] = [
+        (flags, lambda name: "--" + name.replace("_", "-")),
+        (env_layer(env), lambda name: f"OCACTORS_{name.upper()}"),
+        (key, lambda name: key_name),
+        (vendor_layer(provider, env), lambda name: vendor_variable(provider, name)),
+        (table, lambda name: f"{name} under [roles.{role}] in {CONFIG_FILE}"),
+        (file.models, lambda name: f"{name} under [models] in {CONFIG_FILE}"),
+    ]
+    found: dict[str, str] = {}
+    for layer, name_of in named:
+        for name in Layer.__struct_fields__:
+            if name not in found and getattr(layer, name) is not None:
+                found[name] = name_of(name)
+    return found
+
+
+def file_key(role: str, table: Layer, models: Layer, env: Mapping[str, str]) -> tuple[Layer, str]:
+    """The key the file gives (a literal ``api_key``, else the variable ``api_key_env``
+    names) as resolve_role ranks it, and the name of the setting that gave it."""
+    where = f"[roles.{role}]" if table.api_key else "[models]"
+    literal = table.api_key or models.api_key
+    if literal:
+        return Layer(api_key=literal), f"api_key under {where} in {CONFIG_FILE}"
+    key_env = table.api_key_env or models.api_key_env
+    return Layer(api_key=(env.get(key_env) or None) if key_env else None), str(key_env)
+
+
+def vendor_variable(provider: Provider, name: str) -> str:
+    if provider == "anthropic":
+        return "ANTHROPIC_API_KEY"
+    return "OPENAI_BASE_URL" if name == "base_url" else "OPENAI_API_KEY"
+
+
+def missing_key_env(top: Layer, bottom: Layer, env: Mapping[str, str]) -> str | None:
+    """The variable ``api_key_env`` names when it is unset and nothing above the file
+    gives a key: the key then silently falls back to another (or none)."""
+    if top.api_key or bottom.api_key or not bottom.api_key_env:
+        return None
+    return None if env.get(bottom.api_key_env) else bottom.api_key_env
 
 
 def resolve_role(
@@ -316,7 +395,8 @@ def resolve_role(
             f"[roles.{role}] model in {CONFIG_FILE})"
         )
     chosen = msgspec.structs.replace(layer, provider=provider, model=model, base_url=base_url)
-    return role_config(role, chosen, file.prices, source)
+    config = role_config(role, chosen, file.prices, source)
+    return replace(config, missing_key_env=missing_key_env(top, bottom, env))
 
 
 def ollama_endpoint(model: str | None, probe: OllamaProbe) -> tuple[str, str, str]:

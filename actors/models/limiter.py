@@ -1,6 +1,7 @@
 """How many requests may be in flight to one (endpoint, model), adapted as 429s arrive.
 
-AIMD, as TCP does it: every 429 halves the cap (never below 1), every success adds
+AIMD, as TCP does it: every 429 (whichever error it became: a rate limit, a quota, a limit
+reported inside a stream) halves the cap (never below 1), every success adds
 ``1/cap`` (so about one more slot per cap's worth of successes) until ``max_concurrency``
 is reached again. A 429 for a request that was admitted before the last cut is not
 counted again: a burst of 429s from one overload halves the cap once, not ten times.
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-from ocactors.actors.models.errors import RateLimited
+from ocactors.actors.models.errors import ModelError
 
 HOSTED_CONCURRENCY = 8
 LOCAL_CONCURRENCY = 50
@@ -84,14 +85,14 @@ class Limiter:
 
     @contextmanager
     def slot(self) -> Iterator[None]:
-        """Hold a slot for the body; a RateLimited escaping it halves the cap."""
+        """Hold a slot for the body; any 429 escaping it halves the cap."""
         ticket = self.acquire()
         outcome: Outcome = "other"
         try:
             yield
             outcome = "success"
-        except RateLimited:
-            outcome = "rate_limited"
+        except ModelError as error:
+            outcome = "rate_limited" if error.status == 429 else "other"
             raise
         finally:
             self.release(ticket, outcome)

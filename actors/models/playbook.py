@@ -10,10 +10,8 @@ recorded in a mission log.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from ocactors.actors.models.scripted_script import Fault, Script, ScriptedRequest, ScriptError, Turn
 from ocactors.events import catalogue as ev
@@ -102,34 +100,38 @@ class Playbook:
 
 
 def script_from_log(events: Iterable[Record], delay_s: float = 0.0) -> Script:
-    """Answer every (session, turn) with the response recorded in a mission log.
+    """Answer every (session, turn) with the response recorded in a mission log, exactly:
+    text, reasoning (in the field it came in, with OpenRouter's details and Anthropic's
+    thinking blocks), refusal, tool-call ids, raw argument text and finish reason as
+    recorded, so a mission from a provider with random ids (``call_8fK2...``) reruns to the
+    same events. (Thinking blocks only travel over the Anthropic protocol.)
 
     ``delay_s`` paces the replay (each answer waits that long), so a person can watch it.
     """
     answers: dict[tuple[str, int], ev.ChatMessage] = {}
+    finishes: dict[tuple[str, int], str] = {}
     for event in events:
         if isinstance(event, ev.ModelResponded):
             answers[(event.session, event.turn)] = event.message
+            if event.finish_reason:
+                finishes[(event.session, event.turn)] = event.finish_reason
 
     def play(request: ScriptedRequest) -> Turn:
         key = (request.headers.get(SESSION_HEADER, ""), request.turn)
         message = answers.get(key)
         if message is None:
             raise ScriptError(f"no recorded response for session {key[0]!r} turn {key[1]}")
-        calls = [(call.name, _arguments(call.arguments)) for call in message.tool_calls]
         return Turn(
             content=message.content,
-            tool_calls=calls,
+            tool_calls=[(call.name, call.arguments) for call in message.tool_calls],
             reasoning=message.reasoning,
             delay_s=delay_s,
+            call_ids=[call.id for call in message.tool_calls],
+            finish_reason=finishes.get(key),
+            reasoning_field=message.reasoning_field,
+            reasoning_details=message.reasoning_details,
+            refusal=message.refusal,
+            thinking_blocks=message.thinking_blocks,
         )
 
     return {"*": play}
-
-
-def _arguments(raw: str) -> dict[str, Any] | str:
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return raw
-    return value if isinstance(value, dict) else raw

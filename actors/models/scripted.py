@@ -234,9 +234,15 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: tests and benchmarks read ``.requests`` instead."""
 
     def do_GET(self) -> None:
-        """Model lists, so that Ollama detection and ``/v1/models`` probes find "scripted"."""
-        if self.path.rstrip("/").endswith("/api/tags"):
+        """Model lists and lookups, so that Ollama detection finds "scripted" and preflight
+        checks pass: ``/models`` lists "scripted", ``/models/<id>`` knows any model (in a
+        shape both OpenAI's and Anthropic's clients read)."""
+        path = self.path.split("?", 1)[0].rstrip("/")
+        _, found, name = path.rpartition("/models/")
+        if path.endswith("/api/tags"):
             payload: dict[str, Any] = {"models": [{"name": "scripted", "model": "scripted"}]}
+        elif found and name and "/" not in name:
+            payload = {"id": name, "object": "model", "type": "model", "display_name": name}
         else:
             payload = {"object": "list", "data": [{"id": "scripted", "object": "model"}]}
         self._write(_Response(200, json.dumps(payload).encode()))
@@ -303,12 +309,25 @@ def _answer_of(turn: Turn, request: ScriptedRequest, *, malformed: bool) -> wire
         text = arguments if isinstance(arguments, str) else json.dumps(dict(arguments))
         if malformed:
             text = text[: max(1, len(text) // 2)]
-        calls.append(ToolCall(id=f"call_{request.turn}_{index}", name=name, arguments=text))
+        ident = turn.call_ids[index] if index < len(turn.call_ids) else None
+        calls.append(
+            ToolCall(id=ident or f"call_{request.turn}_{index}", name=name, arguments=text)
+        )
     reply = ChatMessage(
         role="assistant", content=turn.content, tool_calls=calls, reasoning=turn.reasoning
     )
     usage = (estimate_tokens(request.messages), estimate_tokens([reply])) if turn.usage else None
-    return wire.Answer(turn.content, calls, turn.reasoning, usage)
+    return wire.Answer(
+        turn.content,
+        calls,
+        turn.reasoning,
+        usage,
+        turn.finish_reason,
+        reasoning_field=turn.reasoning_field,
+        reasoning_details=turn.reasoning_details,
+        refusal=turn.refusal,
+        thinking_blocks=turn.thinking_blocks,
+    )
 
 
 def _play(turn: Turn, request: ScriptedRequest, *, malformed: bool) -> _Response:

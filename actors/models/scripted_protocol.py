@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +23,24 @@ PIECES = 3
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """One assistant reply, provider-neutral; ``usage`` None means "send no usage"."""
+    """One assistant reply, provider-neutral; ``usage`` None means "send no usage";
+    ``finish`` None means the finish reason the answer implies. The rest is sent as given
+    (see :class:`Turn`)."""
 
     content: str
     calls: list[ToolCall]
     reasoning: str | None
     usage: tuple[int, int] | None
+    finish: str | None = None
+    reasoning_field: str | None = None
+    reasoning_details: Sequence[Mapping[str, Any]] = ()
+    refusal: str | None = None
+    thinking_blocks: Sequence[Mapping[str, Any]] = ()
+
+    @property
+    def reasoning_name(self) -> str:
+        """The OpenAI-compatible field the reasoning goes in."""
+        return self.reasoning_field or "reasoning_content"
 
 
 def pieces(text: str, n: int = PIECES) -> list[str]:
@@ -53,8 +66,11 @@ def sse(data: dict[str, Any] | str, event: str | None = None) -> bytes:
 # --- OpenAI --------------------------------------------------------------------------
 
 
+ANTHROPIC_STOPS = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens"}
+
+
 def openai_finish(answer: Answer) -> str:
-    return "tool_calls" if answer.calls else "stop"
+    return answer.finish or ("tool_calls" if answer.calls else "stop")
 
 
 def openai_usage(usage: tuple[int, int]) -> dict[str, int]:
@@ -70,7 +86,11 @@ def openai_body(answer: Answer, model: str, ident: str) -> dict[str, Any]:
     """A non-streamed ``chat.completion``."""
     message: dict[str, Any] = {"role": "assistant", "content": answer.content or None}
     if answer.reasoning is not None:
-        message["reasoning_content"] = answer.reasoning
+        message[answer.reasoning_name] = answer.reasoning
+    if answer.reasoning_details:
+        message["reasoning_details"] = [dict(d) for d in answer.reasoning_details]
+    if answer.refusal is not None:
+        message["refusal"] = answer.refusal
     if answer.calls:
         message["tool_calls"] = [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
@@ -103,7 +123,11 @@ def openai_stream(answer: Answer, model: str, ident: str, include_usage: bool) -
 
     events = [chunk({"role": "assistant", "content": ""})]
     if answer.reasoning:
-        events += [chunk({"reasoning_content": p}) for p in pieces(answer.reasoning)]
+        events += [chunk({answer.reasoning_name: p}) for p in pieces(answer.reasoning)]
+    if answer.reasoning_details:
+        events.append(chunk({"reasoning_details": [dict(d) for d in answer.reasoning_details]}))
+    if answer.refusal:
+        events += [chunk({"refusal": p}) for p in pieces(answer.refusal)]
     if answer.content:
         events += [chunk({"content": p}) for p in pieces(answer.content)]
     for index, call in enumerate(answer.calls):
@@ -153,13 +177,14 @@ def _openai_message(raw: dict[str, Any]) -> ChatMessage:
 
 
 def anthropic_stop(answer: Answer) -> str:
-    return "tool_use" if answer.calls else "end_turn"
+    finish = openai_finish(answer)
+    return ANTHROPIC_STOPS.get(finish, finish)
 
 
 def anthropic_blocks(answer: Answer) -> list[dict[str, Any]]:
     """The content blocks of a reply: thinking, then text, then tool_use."""
-    blocks: list[dict[str, Any]] = []
-    if answer.reasoning:
+    blocks: list[dict[str, Any]] = [dict(b) for b in answer.thinking_blocks]
+    if answer.reasoning and not blocks:
         sig = signature(answer.reasoning)
         blocks.append({"type": "thinking", "thinking": answer.reasoning, "signature": sig})
     if answer.content:
@@ -213,7 +238,10 @@ def _anthropic_block(index: int, block: dict[str, Any], answer: Answer) -> list[
     if kind == "thinking":
         empty = {"type": "thinking", "thinking": ""}
         deltas = [{"type": "thinking_delta", "thinking": p} for p in pieces(block["thinking"])]
-        deltas.append({"type": "signature_delta", "signature": block["signature"]})
+        if block.get("signature"):
+            deltas.append({"type": "signature_delta", "signature": block["signature"]})
+    elif kind == "redacted_thinking":
+        empty, deltas = block, []
     elif kind == "text":
         empty = {"type": "text", "text": ""}
         deltas = [{"type": "text_delta", "text": p} for p in pieces(block["text"])]

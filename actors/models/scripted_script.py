@@ -47,6 +47,13 @@ class Turn:
     """One scripted assistant reply; ``tool_calls`` are (name, arguments dict or raw JSON).
 
     ``usage=False`` leaves usage out of the answer (clients must estimate it).
+    ``call_ids`` are the tool calls' ids, in order (a replayed log gives the recorded ones;
+    missing ids are made up as ``call_<turn>_<index>``); ``finish_reason`` overrides the
+    one implied by the answer (``tool_calls`` or ``stop``), in OpenAI's words. The rest is
+    what a provider sends beside the text, played as given (see ChatMessage):
+    ``reasoning_field`` (OpenAI-compatible: the field the reasoning goes in, default
+    ``reasoning_content``), ``reasoning_details`` (OpenRouter), ``refusal`` (OpenAI),
+    ``thinking_blocks`` (Anthropic: played instead of one block made from ``reasoning``).
     """
 
     content: str = ""
@@ -55,6 +62,12 @@ class Turn:
     delay_s: float = 0.0
     fault: Fault | None = None
     usage: bool = True
+    call_ids: Sequence[str] = ()
+    finish_reason: str | None = None
+    reasoning_field: str | None = None
+    reasoning_details: Sequence[Mapping[str, Any]] = ()
+    refusal: str | None = None
+    thinking_blocks: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass(frozen=True)
@@ -134,6 +147,7 @@ def scripted_request(protocol: Protocol, headers: dict[str, str], body: Any) -> 
 class _CallSpec(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     arguments: dict[str, Any] | str = {}
+    id: str | None = None
 
 
 class _TurnSpec(msgspec.Struct, forbid_unknown_fields=True):
@@ -143,11 +157,17 @@ class _TurnSpec(msgspec.Struct, forbid_unknown_fields=True):
     delay_s: float = 0.0
     fault: Fault | None = None
     usage: bool = True
+    finish_reason: str | None = None
+    reasoning_field: str | None = None
+    reasoning_details: list[dict[str, Any]] = []
+    refusal: str | None = None
+    thinking_blocks: list[dict[str, Any]] = []
 
 
 def load_script(path: str | Path) -> dict[str, list[Turn]]:
-    """Read ``{"actor-or-pattern": [{"content", "tool_calls": [{"name", "arguments"}],
-    "reasoning", "delay_s", "fault": {"kind", "times", "retry_after", "stall_s"}}]}``."""
+    """Read ``{"actor-or-pattern": [{"content", "tool_calls": [{"name", "arguments", "id"}],
+    "reasoning", "delay_s", "fault": {"kind", "times", "retry_after", "stall_s"},
+    "finish_reason", "reasoning_field", "reasoning_details", "refusal", "thinking_blocks"}]}``."""
     try:
         specs = msgspec.json.decode(Path(path).read_bytes(), type=dict[str, list[_TurnSpec]])
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
@@ -157,4 +177,20 @@ def load_script(path: str | Path) -> dict[str, list[Turn]]:
 
 def _turn(spec: _TurnSpec) -> Turn:
     calls = [(c.name, c.arguments) for c in spec.tool_calls]
-    return Turn(spec.content, calls, spec.reasoning, spec.delay_s, spec.fault, spec.usage)
+    ids = [c.id for c in spec.tool_calls if c.id is not None]
+    if ids and len(ids) != len(calls):
+        raise ScriptError("give every tool call of a turn an id, or none")
+    return Turn(
+        spec.content,
+        calls,
+        spec.reasoning,
+        spec.delay_s,
+        spec.fault,
+        spec.usage,
+        call_ids=ids,
+        finish_reason=spec.finish_reason,
+        reasoning_field=spec.reasoning_field,
+        reasoning_details=spec.reasoning_details,
+        refusal=spec.refusal,
+        thinking_blocks=spec.thinking_blocks,
+    )

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from ocactors.actors.mission import load_log, open_new_mission, record_resume
-from ocactors.actors.models import ScriptedModelServer
+from ocactors.actors.models import ScriptedModelServer, make_http_client
 from ocactors.actors.models.playbook import script_from_log
 from ocactors.common import EXIT_STOPPED, UsageError
 from ocactors.events import Journal, MissionPaths, read_events, resolve_mission, writer_pid
@@ -78,7 +78,7 @@ def run_demo(args: argparse.Namespace) -> int:
         if args.resume is None:
             workspace = _prepare(args.dir, demo / "project")
     pace = 0.0 if args.fast else args.pace
-    with ScriptedModelServer(script_from_log(events, pace)) as server, httpx.Client() as http:
+    with ScriptedModelServer(script_from_log(events, pace)) as server, make_http_client() as http:
         if args.resume is not None:
             workspace = _stopped_demo(args.dir)
             paths, journal = _reopen(workspace, args.resume)

@@ -62,6 +62,9 @@ def _register_task(sub: Any) -> None:
     _add_caps(p)
     p.add_argument("--durability", choices=["always", "batch", "never"], default="batch")
     p.add_argument("--json", action="store_true", help="print every event as a JSON line")
+    p.add_argument(
+        "--no-preflight", action="store_true", help="do not check the model endpoints first"
+    )
     add_command_flags(p)
     add_model_flags(p)
     p.set_defaults(func=run_task)
