@@ -56,7 +56,7 @@ from ocactors.actors.messages import (
 )
 from ocactors.actors.state import MissionState, apply
 from ocactors.actors.team import ROLE_ACTORS, VerifierActor
-from ocactors.actors.verify import detect_verify_command
+from ocactors.actors.verify import project_checks
 from ocactors.events.catalogue import Record
 
 MESSAGES = (
@@ -130,8 +130,7 @@ class Commander(pykka.ThreadingActor):
             case CommitTask():
                 return self._commit(step)
             case ResolveChecks():
-                command = detect_verify_command(self.ctx.workspace) or ""
-                return ChecksResolved(step.iteration, command)
+                return ChecksResolved(step.iteration, project_checks(self.ctx.workspace))
             case StartChecks():
                 self._start_checks(step)
             case CloseSessions():
@@ -186,4 +185,4 @@ class Commander(pykka.ThreadingActor):
     def _start_checks(self, step: StartChecks) -> None:
         ref = VerifierActor.start(self.ctx, self.actor_ref)
         self._flights[VERIFIER] = Flight(f"verify#{step.iteration}", self.ctx.clock())
-        ref.tell(RunChecks(step.iteration, step.command))
+        ref.tell(RunChecks(step.iteration, step.checks))

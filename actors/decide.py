@@ -38,7 +38,7 @@ from ocactors.actors.messages import (
 from ocactors.actors.scheduler import RESUMABLE, blocked, ready_tasks, work_left, worker_slots
 from ocactors.actors.state import MissionState, TaskState, apply
 from ocactors.events import catalogue as ev
-from ocactors.events.catalogue import Event, Finding
+from ocactors.events.catalogue import CheckSpec, Event, Finding
 
 MAX_PLAN_ATTEMPTS = 3
 MAX_REVIEW_ATTEMPTS = 3
@@ -46,6 +46,13 @@ MAX_TASK_ATTEMPTS = 3
 MAX_SESSION_RESTARTS = 3
 VERIFIER = "verifier"
 CHECKS_TAIL = 1500
+UNVERIFIED = "none"
+"""``--verify none``: seal on the reviewer's verdict alone."""
+NO_CHECKS = (
+    "the project has no automated checks, so nothing shows the work is right: plan a task "
+    "that adds tests for what was built (and a way to run them), or run with --verify CMD "
+    "(--verify none seals on the review alone)"
+)
 
 Message = (
     Begin
@@ -108,7 +115,7 @@ class StartChecks:
     """Run the project's checks off the Commander's thread; ChecksEnded comes back."""
 
     iteration: int
-    command: str
+    checks: tuple[CheckSpec, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +244,9 @@ def _findings(state: MissionState) -> list[Finding]:
     """The review's findings, plus the failing checks' output as one more finding."""
     findings = list(state.findings)
     verify = state.verify
-    if verify is not None and not verify.passed:
+    if verify is not None and not verify.passed and not verify.command:
+        findings.append(Finding(file="(checks)", problem=NO_CHECKS))
+    elif verify is not None and not verify.passed:
         tail = verify.output[-CHECKS_TAIL:]
         findings.append(Finding(file="(checks)", problem=f"`{verify.command}` failed:\n{tail}"))
     return findings
@@ -273,14 +282,44 @@ def _review(d: _Draft) -> None:
     """After the build: ask for a verdict; with the verdict in, start the checks."""
     if d.state.phase == "building":
         d.emit(ev.ReviewRequested(iteration=d.state.iteration))
+    command = d.state.settings.verify_command
     if d.state.approved is None:
         _ensure(d, "reviewer", f"reviewer#{d.state.iteration}.{d.state.review_attempts}")
-    elif d.state.settings.verify_command:
-        command = d.state.settings.verify_command
-        d.emit(ev.VerifyStarted(iteration=d.state.iteration, command=command))
-        _verify(d)
+    elif command == UNVERIFIED:
+        _unverified(d)
+    elif command:
+        _start_checks(d, (CheckSpec(name="verify", command=command),))
     else:
         d.steps.append(ResolveChecks(d.state.iteration))
+
+
+def _unverified(d: _Draft) -> None:
+    """``--verify none``: no checks run; the verdict alone decides, and the log says so."""
+    iteration = d.state.iteration
+    d.emit(ev.VerifyStarted(iteration=iteration, command=UNVERIFIED))
+    note = "unverified: no checks run (--verify none)"
+    d.emit(
+        ev.VerifyFinished(
+            iteration=iteration, command=UNVERIFIED, exit_code=0, passed=True, output=note
+        )
+    )
+    _verify(d)
+
+
+def _start_checks(d: _Draft, checks: tuple[CheckSpec, ...]) -> None:
+    """Every check must pass; none at all is a failure the next plan must answer."""
+    iteration = d.state.iteration
+    if not checks:
+        d.emit(ev.VerifyStarted(iteration=iteration, command=""))
+        d.emit(
+            ev.VerifyFinished(
+                iteration=iteration, command="", exit_code=1, passed=False, output=NO_CHECKS
+            )
+        )
+    else:
+        line = "; ".join(f"{c.name}: {c.command}" for c in checks)
+        d.emit(ev.VerifyStarted(iteration=iteration, command=line, checks=list(checks)))
+    _verify(d)
 
 
 def _verify(d: _Draft) -> None:
@@ -288,8 +327,15 @@ def _verify(d: _Draft) -> None:
     if verify is not None and verify.iteration == d.state.iteration:
         _conclude(d)
     elif VERIFIER not in d.inflight:
-        d.steps.append(StartChecks(d.state.iteration, d.state.verify_command))
+        d.steps.append(StartChecks(d.state.iteration, _checks_of(d.state)))
         d.inflight[VERIFIER] = Flight(f"verify#{d.state.iteration}", d.now)
+
+
+def _checks_of(state: MissionState) -> tuple[CheckSpec, ...]:
+    """The checks started; a log from before named checks has one command, run as it was."""
+    if state.verify_checks or not state.verify_command:
+        return state.verify_checks
+    return (CheckSpec(name="verify", command=state.verify_command),)
 
 
 def _conclude(d: _Draft) -> None:
@@ -297,17 +343,34 @@ def _conclude(d: _Draft) -> None:
     state = d.state
     verify = state.verify
     if state.approved and verify is not None and verify.passed and not work_left(state):
-        summary = f"{len(state.tasks)} tasks, {state.iteration} iteration(s), checks passed"
-        d.end(ev.MissionSealed(iterations=state.iteration, summary=summary))
-    elif len(state.complaints) >= 2 and state.complaints[-1] == state.complaints[-2]:
-        detail = "the review findings repeat the previous iteration's"
-        d.end(ev.MissionStopped(reason="no-progress", detail=detail))
+        unverified = verify.command == UNVERIFIED
+        checks = "unverified (--verify none)" if unverified else "checks passed"
+        summary = f"{len(state.tasks)} tasks, {state.iteration} iteration(s), {checks}"
+        d.end(ev.MissionSealed(iterations=state.iteration, summary=summary, unverified=unverified))
+    elif _repeated(state):
+        d.end(ev.MissionStopped(reason="no-progress", detail=_repeated(state)))
     elif state.iteration >= state.settings.max_iterations:
         detail = f"not sealed after {state.iteration} iterations"
         d.end(ev.MissionFailed(reason="max-iterations", detail=detail))
     else:
         d.emit(ev.IterationStarted(iteration=state.iteration + 1))
         _plan(d)
+
+
+def _repeated(state: MissionState) -> str:
+    """What repeated the previous iteration's complaint, word for word once masked; or ""."""
+    if len(state.complaints) < 2 or state.complaints[-1] != state.complaints[-2]:
+        return ""
+    last = state.complaints[-1]
+    parts = [
+        name
+        for name, part in (
+            ("the review's findings", last.findings),
+            ("the checks' failure", last.checks),
+        )
+        if part
+    ]
+    return f"same as the previous iteration: {' and '.join(parts)}" if parts else ""
 
 
 def _ensure(d: _Draft, actor: str, session: str) -> None:
@@ -430,11 +493,11 @@ def _plan_or_review_failed(d: _Draft, role: str, reason: str) -> None:
 
 
 def _checks_resolved(d: _Draft, message: ChecksResolved) -> None:
-    """The verdict is in and the command known: the checks start (a stale answer is ignored)."""
+    """The verdict is in and the checks known: they start (a stale answer is ignored)."""
     state = d.state
     current = message.iteration == state.iteration and state.phase == "reviewing"
     if current and state.approved is not None:
-        d.emit(ev.VerifyStarted(iteration=state.iteration, command=message.command))
+        _start_checks(d, message.checks)
 
 
 def _checks_ended(d: _Draft, message: ChecksEnded) -> None:

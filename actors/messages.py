@@ -20,7 +20,7 @@ from typing import Literal
 import msgspec
 
 from ocactors.actors.state import MissionState
-from ocactors.events.catalogue import Finding, Record, TaskSpec
+from ocactors.events.catalogue import CheckSpec, Finding, Record, TaskSpec
 from ocactors.events.control import ControlCommand
 
 __all__ = [
@@ -122,10 +122,10 @@ class SessionEnded:
 
 @dataclass(frozen=True, slots=True)
 class ChecksResolved:
-    """The project's check command for ``iteration`` was looked up (``""``: none found)."""
+    """The project's checks for ``iteration`` were looked up (empty: none found)."""
 
     iteration: int
-    command: str
+    checks: tuple[CheckSpec, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +183,7 @@ class RunSession:
 
 @dataclass(frozen=True, slots=True)
 class RunChecks:
-    """Run the project's checks for ``iteration``."""
+    """Run the project's checks for ``iteration``: every one must pass."""
 
     iteration: int
-    command: str
+    checks: tuple[CheckSpec, ...]

@@ -20,6 +20,7 @@ import msgspec
 from msgspec import field
 from msgspec.structs import replace
 
+from ocactors.actors.repeats import fingerprint
 from ocactors.events import catalogue as ev
 from ocactors.events.catalogue import Finding, MissionSettings, Record, TaskSpec
 from ocactors.events.fold import fold
@@ -29,6 +30,13 @@ Phase = Literal[
     "new", "planning", "building", "reviewing", "verifying", "sealed", "failed", "stopped"
 ]
 SUMMARY_LIMIT = 500
+
+
+class Complaint(msgspec.Struct, frozen=True):
+    """An iteration's complaints as fingerprints: the review's findings, the checks' failure."""
+
+    findings: str = ""
+    checks: str = ""
 
 
 class TaskState(msgspec.Struct, frozen=True, kw_only=True):
@@ -88,11 +96,12 @@ class MissionState(msgspec.Struct, frozen=True, kw_only=True):
     approved: bool | None = None
     verify: ev.VerifyFinished | None = None
     verify_command: str = ""
+    verify_checks: tuple[ev.CheckSpec, ...] = ()
     tokens: Mapping[str, Tokens] = field(default_factory=dict)
     retries: int = 0
     recoveries: int = 0
     crashes: Mapping[str, int] = field(default_factory=dict)
-    complaints: tuple[str, ...] = ()
+    complaints: tuple[Complaint, ...] = ()
     compactions: int = 0
     plan_attempts: int = 0
     review_attempts: int = 0
@@ -263,21 +272,28 @@ def _review_submitted(s: MissionState, e: ev.ReviewSubmitted) -> MissionState:
 
 
 def _verify_started(s: MissionState, e: ev.VerifyStarted) -> MissionState:
-    return replace(s, phase="verifying", verify_command=e.command)
+    return replace(s, phase="verifying", verify_command=e.command, verify_checks=tuple(e.checks))
 
 
 def _verify_finished(s: MissionState, e: ev.VerifyFinished) -> MissionState:
     return replace(s, verify=e, complaints=(*s.complaints[-4:], complaint(s, e)))
 
 
-def complaint(s: MissionState, verify: ev.VerifyFinished) -> str:
-    """What an iteration ended with, as a comparable signature (for the no-progress rule)."""
+def complaint(s: MissionState, verify: ev.VerifyFinished) -> Complaint:
+    """What an iteration ended with, as comparable fingerprints (for the no-progress rule).
+
+    The review's findings and the checks' failure, each masked of what changes from run to
+    run (durations, addresses, temp paths, pids: :mod:`ocactors.actors.repeats`), so the same
+    failure twice is recognised; ``""`` where that part had nothing to say.
+    """
     if s.approved and verify.passed:
-        return ""
-    problems = sorted(f"{f.file}: {f.problem}" for f in s.findings)
-    if not verify.passed:
-        problems.append(f"checks failed: {verify.output[-400:]}")
-    return "\n".join(problems)
+        return Complaint()
+    findings = "\n".join(sorted(f"{f.file}: {f.problem}" for f in s.findings))
+    checks = "" if verify.passed else f"{verify.command}\n{verify.output}"
+    return Complaint(
+        findings=fingerprint(findings) if findings else "",
+        checks=fingerprint(checks) if checks else "",
+    )
 
 
 # --- sessions -------------------------------------------------------------------------

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -32,7 +30,7 @@ from ocactors.actors.messages import (
 )
 from ocactors.actors.roles import planner_brief, review_tool, reviewer_brief, worker_brief
 from ocactors.actors.session import AgentSession, SessionBrief, SessionInterrupted
-from ocactors.actors.verify import detect_verify_command, run_verify
+from ocactors.actors.verify import describe_project, run_checks
 from ocactors.events import catalogue as ev
 from ocactors.tools import (
     LeaseReport,
@@ -43,9 +41,7 @@ from ocactors.tools import (
     reviewer_tools,
     worker_tools,
 )
-
-LISTING_LIMIT = 300
-SKIP_DIRS = {".git", ".opencode", "node_modules", ".venv", "venv", "__pycache__", ".mypy_cache"}
+from ocactors.tools.listing import repo_map
 
 
 class SessionActor(pykka.ThreadingActor):
@@ -147,7 +143,7 @@ class PlannerActor(SessionActor):
     role = "planner"
 
     def brief(self, job: RunSession) -> SessionBrief:
-        return planner_brief(job.state, job.session, workspace_listing(self.ctx.workspace))
+        return planner_brief(job.state, job.session, repo_map(self.ctx.workspace))
 
 
 class WorkerActor(SessionActor):
@@ -172,8 +168,8 @@ class ReviewerActor(SessionActor):
     role = "reviewer"
 
     def brief(self, job: RunSession) -> SessionBrief:
-        command = job.state.settings.verify_command or detect_verify_command(self.ctx.workspace)
-        return reviewer_brief(job.state, job.session, command)
+        checks = describe_project(self.ctx.workspace, job.state.settings.verify_command)
+        return reviewer_brief(job.state, job.session, checks)
 
     def toolbox(self, job: RunSession) -> Toolbox:
         return Toolbox(reviewer_tools(self.ctx.web), self._context(job, None))
@@ -197,25 +193,10 @@ class VerifierActor(pykka.ThreadingActor):
         return None
 
     def _verify(self, job: RunChecks) -> ChecksEnded:
-        if not job.command:
-            note = "no verify command given or found (pytest, npm, cargo, go, make)"
-            return ChecksEnded(job.iteration, "", 0, note, 0.0)
-        result = run_verify(self.ctx.workspace, job.command, self.ctx.shell)
+        result = run_checks(self.ctx.workspace, job.checks, self.ctx.shell)
         return ChecksEnded(
-            job.iteration, job.command, result.exit_code, result.output, result.duration_s
+            job.iteration, result.command, result.exit_code, result.output, result.duration_s
         )
-
-
-def workspace_listing(root: Path, limit: int = LISTING_LIMIT) -> str:
-    """The workspace's files (relative, sorted), for the planner's first look."""
-    found: list[str] = []
-    for current, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
-        rel = Path(current).relative_to(root)
-        found.extend(str(rel / name) if str(rel) != "." else name for name in sorted(files))
-        if len(found) >= limit:
-            return "\n".join(found[:limit]) + f"\n... (more than {limit} files)"
-    return "\n".join(found)
 
 
 ROLE_ACTORS: dict[str, type[SessionActor]] = {

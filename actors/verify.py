@@ -1,23 +1,26 @@
-"""The project's own checks: which command verifies a workspace, and running it.
+"""The project's own checks: which ones a workspace has, and running them.
 
-The verify command is found at verify time, not at mission start, because a mission that
-starts in an empty folder creates its tests as it goes.  It runs through the same process
-runner as the models' commands (:func:`ocactors.tools.shell.execute`), so it is bounded,
-registered with the mission's process groups and ended with the mission.
+The checks are found at verify time (:mod:`ocactors.actors.project`: every ecosystem's, as
+its developers run them, in the project's own environment), not at mission start, because a
+mission that starts in an empty folder creates its tests as it goes.  They run through the
+same process runner as the models' commands (:func:`ocactors.tools.shell.execute`): in the
+sandbox, bounded, registered with the mission's process groups and ended with the mission.
 """
 
 from __future__ import annotations
 
-import json
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ocactors.actors.project import describe_checks, detect_checks, project_environment
+from ocactors.events.catalogue import CheckSpec
 from ocactors.tools import ShellConfig
 from ocactors.tools.shell import execute
 
 OUTPUT_TAIL = 4000
 DEFAULT_TIMEOUT_S = 900.0
-SKIP_DIRS = {".git", ".opencode", "node_modules", ".venv", "venv", "__pycache__"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,48 +38,40 @@ class VerifyResult:
         return self.exit_code == 0
 
 
-def detect_verify_command(workspace: Path) -> str | None:
-    """pytest, npm test, cargo test, go test or make test, from the files the project has."""
-    if (workspace / "package.json").is_file() and _npm_has_test(workspace / "package.json"):
-        return "npm test"
-    if (workspace / "Cargo.toml").is_file():
-        return "cargo test"
-    if (workspace / "go.mod").is_file():
-        return "go test ./..."
-    if _has_python_tests(workspace):
-        return "python -m pytest -q" if _pytest_available() else "python -m unittest discover -q"
-    if (workspace / "Makefile").is_file() and "\ntest:" in "\n" + _read(workspace / "Makefile"):
-        return "make test"
-    return None
+def project_checks(workspace: Path) -> tuple[CheckSpec, ...]:
+    """The checks a developer of the project's ecosystems would run, looked up now.
+
+    Looked up at verify time, not at mission start: a mission that starts in an empty folder
+    creates its tests (and maybe its virtualenv) as it goes.
+    """
+    env = project_environment(workspace, os.environ)
+    return tuple(CheckSpec(name=c.name, command=c.command) for c in detect_checks(workspace, env))
 
 
-def _npm_has_test(package_json: Path) -> bool:
-    try:
-        scripts = json.loads(_read(package_json)).get("scripts", {})
-    except (ValueError, AttributeError):
-        return False
-    return isinstance(scripts, dict) and "test" in scripts
+def describe_project(workspace: Path, settings_command: str | None) -> str:
+    """For the reviewer: the checks (or the user's command) and how the project runs."""
+    env = project_environment(workspace, os.environ)
+    if settings_command == "none":
+        checks = "none: the user chose to seal on your verdict alone (--verify none)"
+    elif settings_command:
+        checks = f"`{settings_command}`"
+    else:
+        checks = describe_checks(detect_checks(workspace, env))
+    return f"{checks}\n(environment: {env.description})"
 
 
-def _has_python_tests(workspace: Path) -> bool:
-    for path in workspace.rglob("test*.py"):
-        parts = set(path.relative_to(workspace).parts)
-        if not parts & SKIP_DIRS and (path.name.startswith("test_") or path.name == "tests.py"):
-            return True
-    return False
-
-
-def _pytest_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("pytest") is not None
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text("utf-8", errors="replace")
-    except OSError:
-        return ""
+def run_checks(workspace: Path, checks: Sequence[CheckSpec], shell: ShellConfig) -> VerifyResult:
+    """Every check, in order, each headed by its name; the first failing code is the result."""
+    results = [run_verify(workspace, check.command, shell) for check in checks]
+    share = max(OUTPUT_TAIL // max(len(results), 1), 500)
+    output = "\n".join(
+        f"== {check.name}: {check.command} (exit {result.exit_code}) ==\n{result.output[-share:]}"
+        for check, result in zip(checks, results, strict=True)
+    )
+    code = next((r.exit_code for r in results if r.exit_code != 0), 0)
+    command = "; ".join(f"{c.name}: {c.command}" for c in checks)
+    duration = round(sum(r.duration_s for r in results), 3)
+    return VerifyResult(command, code, output[-2 * OUTPUT_TAIL :], duration)
 
 
 def run_verify(

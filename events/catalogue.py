@@ -96,6 +96,13 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     task_id: str | None = None
 
 
+class CheckSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One of the project's checks: a name (pytest, npm, make) and the command that runs it."""
+
+    name: str
+    command: str
+
+
 class MissionSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The knobs a mission was started with (recorded so a resume keeps them)."""
 
@@ -141,10 +148,14 @@ class MissionResumed(Event, tag="mission.resumed", frozen=True, kw_only=True):
 
 
 class MissionSealed(Event, tag="mission.sealed", frozen=True, kw_only=True):
-    """Final: every task done, the reviewer approved and verify passed."""
+    """Final: every task done, the reviewer approved and verify passed.
+
+    ``unverified``: no checks ran, because the user said ``--verify none``.
+    """
 
     iterations: int
     summary: str = ""
+    unverified: bool = False
 
 
 class MissionFailed(Event, tag="mission.failed", frozen=True, kw_only=True):
@@ -293,10 +304,16 @@ class ReviewFailed(Event, tag="review.failed", frozen=True, kw_only=True):
 
 
 class VerifyStarted(Event, tag="verify.started", frozen=True, kw_only=True):
-    """The commander started the project's own checks."""
+    """The commander started the project's own checks.
+
+    ``checks`` are the named commands, every one of which must pass; ``command`` says them in
+    one line.  No checks at all is not a pass; ``command`` is ``none`` when the user chose to
+    seal on the reviewer's verdict alone (``--verify none``).
+    """
 
     iteration: int
     command: str
+    checks: list[CheckSpec] = []
 
 
 class VerifyFinished(Event, tag="verify.finished", frozen=True, kw_only=True):

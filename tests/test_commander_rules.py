@@ -46,8 +46,10 @@ from ocactors.actors.messages import (
 )
 from ocactors.actors.state import MissionState, apply, fold_mission
 from ocactors.events import catalogue as ev
-from ocactors.events.catalogue import Event, Finding, MissionSettings, TaskSpec
+from ocactors.events.catalogue import CheckSpec, Event, Finding, MissionSettings, TaskSpec
 
+MAKE = CheckSpec(name="make", command="make test")
+NPM = CheckSpec(name="npm", command="npm test")
 T1 = TaskSpec(id="T1", title="one", files=["a.py"])
 T2 = TaskSpec(id="T2", title="two", files=["b.py"], depends_on=["T1"])
 T3 = TaskSpec(id="T3", title="three", files=["a.py"])
@@ -79,8 +81,8 @@ def _line(step: Step) -> str:
             return f"commit {task_id} {' '.join(files)}"
         case ResolveChecks(iteration=iteration):
             return f"resolve checks {iteration}"
-        case StartChecks(iteration=iteration, command=command):
-            return f"run checks {iteration} `{command}`"
+        case StartChecks(iteration=iteration, checks=checks):
+            return f"run checks {iteration} `{'; '.join(c.command for c in checks)}`"
         case CloseSessions(reason=reason):
             return f"close sessions ({reason})"
     raise AssertionError(step)
@@ -324,16 +326,29 @@ ROWS: list[tuple[str, tuple[Event, ...], Message, dict[str, Flight], list[str]]]
         ["emit review.submitted 1", "resolve checks 1"],
     ),
     (
-        "the checks found start running",
+        "the checks found start running, all of them",
         APPROVED,
-        ChecksResolved(1, "make test"),
+        ChecksResolved(1, (MAKE, NPM)),
         {},
-        ["emit verify.started 1", "run checks 1 `make test`"],
+        ["emit verify.started 1", "run checks 1 `make test; npm test`"],
+    ),
+    (
+        "no checks found is not a pass: the next iteration is asked to add them",
+        APPROVED,
+        ChecksResolved(1, ()),
+        {},
+        [
+            "emit verify.started 1",
+            "emit verify.finished 1",
+            "emit iteration.started 2",
+            "emit plan.requested 2",
+            "start planner planner#2.1",
+        ],
     ),
     (
         "a stale answer about the checks is ignored",
         APPROVED,
-        ChecksResolved(0, "make test"),
+        ChecksResolved(0, (MAKE,)),
         {},
         ["resolve checks 1"],
     ),
@@ -519,6 +534,56 @@ def test_the_reviewer_gets_a_limited_number_of_attempts() -> None:
     events = [*ALL_DONE, *[ev.ReviewRequested(iteration=1)] * MAX_REVIEW_ATTEMPTS]
     ended = SessionEnded("reviewer", f"reviewer#1.{MAX_REVIEW_ATTEMPTS}", failure="no verdict")
     assert lines(decide(state_of(*events), ended))[-1] == "emit mission.failed review"
+
+
+def test_no_checks_found_asks_the_planner_to_add_them() -> None:
+    steps = decide(state_of(*APPROVED), ChecksResolved(1, ()))
+    planned = next(
+        s.event for s in steps if isinstance(s, Emit) and ev.event_type(s.event) == "plan.requested"
+    )
+    assert isinstance(planned, ev.PlanRequested)
+    assert any("no automated checks" in f.problem for f in planned.findings)
+
+
+def test_verify_none_seals_on_the_verdict_alone_and_says_unverified() -> None:
+    state = state_of(*REVIEWING, settings=MissionSettings(verify_command="none"))
+    steps = decide(
+        state, SessionEnded("reviewer", "reviewer#1.1", result=ReviewResult(approved=True))
+    )
+    sealed = [
+        s.event for s in steps if isinstance(s, Emit) and isinstance(s.event, ev.MissionSealed)
+    ]
+    assert len(sealed) == 1 and sealed[0].unverified and "unverified" in sealed[0].summary
+    assert not any(isinstance(s, (StartChecks, ResolveChecks)) for s in steps)
+
+
+def test_a_given_verify_command_runs_without_a_lookup() -> None:
+    state = state_of(*REVIEWING, settings=MissionSettings(verify_command="make check"))
+    steps = decide(
+        state, SessionEnded("reviewer", "reviewer#1.1", result=ReviewResult(approved=True))
+    )
+    assert lines(steps) == [
+        "emit review.submitted 1",
+        "emit verify.started 1",
+        "run checks 1 `make check`",
+    ]
+
+
+def test_no_progress_names_what_repeated() -> None:
+    events = [*REVIEWING]
+    for iteration in (1, 2):
+        events += [
+            ev.ReviewSubmitted(iteration=iteration, approved=True),
+            ev.VerifyStarted(iteration=iteration, command="pytest"),
+            failed(iteration, output=f"E boom\n1 failed in 0.{iteration}3s"),
+            ev.IterationStarted(iteration=iteration + 1),
+        ]
+    state = state_of(*events[:-1], settings=MissionSettings(max_iterations=5))
+    assert state.complaints[-1] == state.complaints[-2]  # the timing is masked
+    steps = decide(state, Begin())
+    stop = steps[-1]
+    assert isinstance(stop, Emit) and isinstance(stop.event, ev.MissionStopped)
+    assert stop.event.detail == "same as the previous iteration: the checks' failure"
 
 
 def test_the_iteration_cap_fails_the_mission() -> None:
