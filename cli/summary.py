@@ -66,6 +66,7 @@ class Summary:
     detail: str
     why: str
     goal: str
+    workspace: str
     iterations: int
     max_iterations: int
     tasks_total: int
@@ -106,6 +107,7 @@ def build(
         detail=state.detail,
         why=_why(state, word),
         goal=state.goal,
+        workspace=str(workspace),
         iterations=state.iteration,
         max_iterations=state.settings.max_iterations,
         tasks_total=len(state.tasks),
@@ -151,7 +153,7 @@ def lines(summary: Summary) -> list[str]:
     if s.next:
         out.append("next:")
         out.extend(f"  {command}" for command in s.next)
-    out.append(f"log: {s.log}")
+    out.append(f"log: {_here(Path(s.log), Path(s.workspace))}")
     return out
 
 
@@ -227,6 +229,12 @@ def _next(word: str, mission: str, workspace: Path, changed: bool, resume: str) 
 def _where(resume: str, where: str) -> str:
     """The resume template places the workspace itself when it names one."""
     return "" if "{workspace}" in resume else where
+
+
+def _here(path: Path, workspace: Path) -> str:
+    """A path inside the workspace, relative when the workspace is where we are."""
+    inside = path.is_relative_to(workspace) and _is_cwd(workspace)
+    return str(path.relative_to(workspace)) if inside else str(path)
 
 
 def _is_cwd(workspace: Path) -> bool:
