@@ -253,7 +253,7 @@ def _checks_words(checks: Checks | None) -> str:
     verdict = "passed" if checks.passed else f"FAILED (exit {checks.exit_code})"
     command = checks.command or "(none)"
     took = f"{checks.duration_s:.1f}s"
-    return f"`{shorten(command, 60)}` {verdict} in {took} (iteration {checks.iteration})"
+    return f"`{shorten(command, 100)}` {verdict} in {took} (iteration {checks.iteration})"
 
 
 def _tokens_words(s: Summary) -> str:
