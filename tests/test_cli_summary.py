@@ -226,8 +226,14 @@ TIMELINES = {
         7,
     ),
     "a fork starts its own clock": (
-        [(-7200, STARTED), (-7190, STOPPED), (-7000, resumed()), (-6990, ITERATION)]
-        + [(-5, resumed("fork of 20250101-000000-aaaa at 4")), (-2, SEALED)],
+        [
+            (-7200, STARTED),
+            (-7190, STOPPED),
+            (-7000, resumed()),
+            (-6990, ITERATION),
+            (-5, resumed("fork of 20250101-000000-aaaa at 4")),
+            (-2, SEALED),
+        ],
         3,
     ),
     "a killed segment's end is unknown, so it is not counted": (
