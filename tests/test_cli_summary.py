@@ -14,7 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -197,7 +197,7 @@ def test_a_fork_counts_its_own_time_not_the_originals(
     assert len(times) == 2 and all(t.startswith("0m") for t in times.values()), times
 
 
-def log_at(workspace: Path, timed: list[tuple[float, Event]]) -> None:
+def log_at(workspace: Path, timed: Sequence[tuple[float, Event]]) -> None:
     """A mission log whose events happened at the given seconds (from now, negative: ago)."""
     paths = create_mission_dir(workspace, "20260101-000000-abcd")
     with Journal.open(paths.events, mission=paths.id) as journal:
