@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pexpect
 import pytest
 
 from ocactors.actors.models import ScriptedModelServer
@@ -149,3 +150,26 @@ def test_a_signal_while_the_log_is_read_is_a_stop_not_a_crash(
     last = events(tmp_path)[-1]
     assert isinstance(last, ev.MissionStopped) and last.detail == "interrupted (SIGTERM)"
     resumes_to_sealed(server, tmp_path)
+
+
+def test_a_terminal_that_hangs_up_stops_the_mission_with_exit_130(
+    tmp_path: Path, server: ScriptedModelServer
+) -> None:
+    """The real thing: the terminal closes under the live view (SIGHUP, then dead writes)."""
+    screen = pexpect.spawn(
+        sys.executable,
+        ["-m", "ocactors", "task", "build textstats", "--verify", CHECK, "-C", str(tmp_path)],
+        env=environment(server),
+        dimensions=(24, 80),
+        timeout=20,
+        encoding="utf-8",
+    )
+    screen.expect("BUILDING")
+    screen.ptyproc.fileobj.close()  # hang up: the kernel sends SIGHUP; writes now fail
+    deadline = time.monotonic() + 20
+    while screen.isalive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    screen.close()
+    assert screen.exitstatus == 130
+    last = events(tmp_path)[-1]
+    assert isinstance(last, ev.MissionStopped) and last.detail == "interrupted (SIGHUP)"
