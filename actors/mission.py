@@ -9,6 +9,7 @@ are the same path: fold the log, then let the Commander decide.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import threading
@@ -34,6 +35,7 @@ from ocactors.events import (
 )
 from ocactors.events import catalogue as ev
 from ocactors.events.catalogue import FORMAT_VERSION, MissionSettings, Record
+from ocactors.tools import LeaseGuard
 
 MAX_COMMANDER_RESTARTS = 3
 ENDED = (ev.SessionFinished, ev.SessionFailed)
@@ -113,6 +115,26 @@ class BaselineRecorder:
                 target.touch()
 
 
+@dataclass(frozen=True)
+class LeaseHolder:
+    """Keeps the lease guard told of every lease the log grants and releases.
+
+    A command's guard then leaves alone the files other running tasks hold (and the sandbox
+    keeps them read-only for it), instead of taking their writes for the command's.
+    """
+
+    guard: LeaseGuard | None
+
+    def observe(self, event: Record) -> None:
+        """Journal subscriber (and log replayer)."""
+        if self.guard is None:
+            return
+        if isinstance(event, ev.LeaseGranted):
+            self.guard.hold(f"worker:{event.task_id}", event.files)
+        elif isinstance(event, ev.LeaseReleased):
+            self.guard.release(f"worker:{event.task_id}")
+
+
 @dataclass
 class MissionRun:
     """One process's run of a mission, from an open journal to a final event."""
@@ -131,7 +153,11 @@ class MissionRun:
     ) -> MissionRun:
         """Read the log once (the Commander's state, the meter, any view), then follow it."""
         ctx.journal.flush()  # what was just appended (started, resumed) must be read back
-        watchers = [ctx.meter.observe, ctx.sessions.observe, *observers]
+        if ctx.shell.guard is None:
+            guard = LeaseGuard(ctx.workspace, paths.root / "shadow")
+            ctx.shell = dataclasses.replace(ctx.shell, guard=guard)
+        leases = LeaseHolder(ctx.shell.guard)
+        watchers = [ctx.meter.observe, ctx.sessions.observe, leases.observe, *observers]
         loaded = load_log(ctx.journal.path, watchers)
         ctx.settings = loaded.commander.settings  # a resume may have raised a cap
         for watch in watchers:
@@ -220,23 +246,61 @@ class MissionRun:
         return state
 
 
+@dataclass(frozen=True)
+class Conditions:
+    """How this run confines its commands and runs the project; recorded at start and resume.
+
+    ``sandbox``: "bwrap", "landlock" or "off"; ``environment``: the project's environment
+    in one line (its virtualenv, its package manager).
+    """
+
+    sandbox: str = "off"
+    command_network: bool = False
+    environment: str = ""
+
+
 def open_new_mission(
-    workspace: Path, goal: str, settings: MissionSettings, journal_factory: Callable[..., Journal]
+    workspace: Path,
+    goal: str,
+    settings: MissionSettings,
+    journal_factory: Callable[..., Journal],
+    conditions: Conditions | None = None,
 ) -> tuple[MissionPaths, Journal]:
     """Create the mission folder and its log, and record ``mission.started``."""
     paths = create_mission_dir(workspace, new_mission_id())
     journal = journal_factory(paths.events, mission=paths.id)
+    how = conditions or Conditions()
     journal.append(
         ev.MissionStarted(
-            version=FORMAT_VERSION, goal=goal, workspace=str(workspace), settings=settings
+            version=FORMAT_VERSION,
+            goal=goal,
+            workspace=str(workspace),
+            settings=settings,
+            sandbox=how.sandbox,
+            command_network=how.command_network,
+            environment=how.environment,
         ),
         actor="commander",
     )
     return paths, journal
 
 
-def record_resume(journal: Journal, reason: str, settings: MissionSettings | None) -> None:
+def record_resume(
+    journal: Journal,
+    reason: str,
+    settings: MissionSettings | None,
+    conditions: Conditions | None = None,
+) -> None:
     """Mark that this process carries the mission on (new settings if caps were raised)."""
+    how = conditions or Conditions()
     journal.append(
-        ev.MissionResumed(pid=os.getpid(), reason=reason, settings=settings), actor="commander"
+        ev.MissionResumed(
+            pid=os.getpid(),
+            reason=reason,
+            settings=settings,
+            sandbox=how.sandbox,
+            command_network=how.command_network,
+            environment=how.environment,
+        ),
+        actor="commander",
     )

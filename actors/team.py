@@ -10,6 +10,8 @@ waits on a model request in flight.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 from pathlib import Path
 from types import TracebackType
@@ -31,7 +33,9 @@ from ocactors.actors.messages import (
 from ocactors.actors.roles import planner_brief, review_tool, reviewer_brief, worker_brief
 from ocactors.actors.session import AgentSession, SessionBrief, SessionInterrupted
 from ocactors.actors.verify import detect_verify_command, run_verify
+from ocactors.events import catalogue as ev
 from ocactors.tools import (
+    LeaseReport,
     Toolbox,
     ToolContext,
     Workspace,
@@ -109,15 +113,32 @@ class SessionActor(pykka.ThreadingActor):
 
     def toolbox(self, job: RunSession) -> Toolbox:
         """The tools of this role: read-only unless a role says otherwise."""
-        return Toolbox(planner_tools(self.ctx.web), self._context(None))
+        return Toolbox(planner_tools(self.ctx.web), self._context(job, None))
 
-    def _context(self, writable: list[str] | None) -> ToolContext:
+    def _context(self, job: RunSession, writable: list[str] | None) -> ToolContext:
         workspace = Workspace(
             self.ctx.workspace, writable=writable, on_before_write=self.ctx.on_before_write
         )
         return ToolContext(
-            workspace=workspace, shell=self.ctx.shell, web=self.ctx.web, http=self.ctx.http
+            workspace=workspace,
+            shell=self.ctx.shell,
+            web=self.ctx.web,
+            http=self.ctx.http,
+            owner=job.actor,
+            on_violation=functools.partial(self._violated, job),
         )
+
+    def _violated(self, job: RunSession, command: str, report: LeaseReport) -> None:
+        """Runs on this actor's thread, inside run_command: record what was put back."""
+        event = ev.LeaseViolated(
+            session=job.session,
+            task_id=task_of(job.actor) or None,
+            command=command,
+            paths=list(report.paths),
+            kinds=[change.kind for change in report.changes],
+        )
+        with contextlib.suppress(SessionInterrupted):
+            self.ctx.record(event, job.actor)
 
 
 class PlannerActor(SessionActor):
@@ -142,7 +163,7 @@ class WorkerActor(SessionActor):
 
     def toolbox(self, job: RunSession) -> Toolbox:
         files = list(job.state.tasks[task_of(job.actor)].spec.files)
-        return Toolbox(worker_tools(self.ctx.web), self._context(files))
+        return Toolbox(worker_tools(self.ctx.web), self._context(job, files))
 
 
 class ReviewerActor(SessionActor):
@@ -155,7 +176,7 @@ class ReviewerActor(SessionActor):
         return reviewer_brief(job.state, job.session, command)
 
     def toolbox(self, job: RunSession) -> Toolbox:
-        return Toolbox(reviewer_tools(self.ctx.web), self._context(None))
+        return Toolbox(reviewer_tools(self.ctx.web), self._context(job, None))
 
 
 class VerifierActor(pykka.ThreadingActor):

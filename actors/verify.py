@@ -87,8 +87,11 @@ def run_verify(
     Output is stdout and stderr interleaved, as a person sees it; a timeout is exit code 124
     (as ``timeout(1)`` says it), with a note at the end of the output.
     """
-    result = execute(command, workspace, timeout_s, shell, merge_stderr=True)
+    done = execute(command, workspace, timeout_s, shell, owner="verifier", merge_stderr=True)
+    result = done.result
     output, code = result.stdout, result.exit_code
+    if done.report is not None and done.report.violated:
+        output = f"{output}\n{done.report.message}"
     if result.timed_out:
         output, code = f"{output}\n[timed out after {timeout_s:.0f} s]", 124
     return VerifyResult(command, code, output[-OUTPUT_TAIL:], result.duration_s)

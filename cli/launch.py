@@ -11,14 +11,14 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 import httpx
 
 from ocactors.actors.context import Meter, MissionContext
-from ocactors.actors.mission import BaselineRecorder, MissionRun
+from ocactors.actors.mission import BaselineRecorder, Conditions, MissionRun
 from ocactors.actors.models import ROLES, LimiterRegistry, ModelClient, RoleConfig, build_client
 from ocactors.actors.state import MissionState
 from ocactors.common import exit_code_for
@@ -42,6 +42,9 @@ class Launch:
     web: WebConfig
     prices: Mapping[str, tuple[float, float]]
     view: View
+    conditions: Conditions = field(default_factory=Conditions)
+    secrets: tuple[str, ...] = ()
+    """The keys sent to providers: the journal redacts them whatever their shape."""
 
 
 def run_logged_mission(
@@ -144,13 +147,18 @@ def describe_settings(settings: MissionSettings) -> str:
     )
 
 
-def open_journal(path: Path, mission: str, durability: str) -> Journal:
-    """The mission's single writer, with the one redaction point every event goes through."""
+def open_journal(
+    path: Path, mission: str, durability: str, secrets: tuple[str, ...] = ()
+) -> Journal:
+    """The mission's single writer, with the one redaction point every event goes through.
+
+    ``secrets`` are the keys in use (from flags, files or any variable), redacted literally.
+    """
     return Journal.open(
         path,
         mission=mission,
         durability=durability,  # type: ignore[arg-type]
-        redactor=Redactor(env_vars=_secret_env_names()),
+        redactor=Redactor(secrets=secrets, env_vars=_secret_env_names()),
     )
 
 

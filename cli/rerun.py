@@ -27,7 +27,8 @@ from ocactors.actors.models.playbook import script_from_log
 from ocactors.events import MissionPaths, encode, read_events
 from ocactors.events.catalogue import MissionStarted, Record, SessionStarted, event_type
 from ocactors.launch import Launch, open_journal, recorded_clients, run_logged_mission
-from ocactors.tools import ShellConfig, WebConfig
+from ocactors.setup import replay_command_settings
+from ocactors.tools import WebConfig
 
 VOLATILE_TYPES = frozenset(
     {"mission.resumed", "control.received", "model.retried", "actor.crashed", "model.requested"}
@@ -44,9 +45,12 @@ VOLATILE_FIELDS = (
     "workspace",
     "usage",
     "commit",  # commit ids depend on time and place; that a task was committed does not
+    "sandbox",  # how commands were confined and the project ran depend on the machine
+    "command_network",
+    "environment",
 )
 TIMING = re.compile(r"\d+(\.\d+)?\s?(s|ms|sec|seconds)\b")
-SKIP = {".opencode", "__pycache__", ".pytest_cache"}
+SKIP = {".opencode", "__pycache__", ".pytest_cache"}  # not copied to a rerun: state, caches
 
 
 @dataclass(frozen=True)
@@ -96,12 +100,14 @@ def rerun(paths: MissionPaths, workspace: Path, scratch: Path) -> MissionPaths:
             models.setdefault(event.role, event.model)
     with ScriptedModelServer(script_from_log(recorded)) as server, httpx.Client() as http:
         clients = recorded_clients(server.base_url, http, models)
-        launch = Launch(scratch, clients, http, ShellConfig(), WebConfig(), {}, QuietView())
+        shell, conditions = replay_command_settings(scratch)
+        launch = Launch(scratch, clients, http, shell, WebConfig(), {}, QuietView(), conditions)
         new_paths, journal = open_new_mission(
             scratch,
             started.goal,
             started.settings,
             lambda p, mission: open_journal(p, mission, "batch"),
+            conditions,
         )
         run_logged_mission(launch, new_paths, journal, announce=False)
     return new_paths

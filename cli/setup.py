@@ -12,28 +12,46 @@ the tables the models layer leaves to others::
     command_timeout_s = 120
     web_fetch = false
     search_url = "http://127.0.0.1:8888/search"   # SearXNG-compatible JSON endpoint
+    sandbox = "auto"           # bwrap, landlock or off (--sandbox)
+    command_network = false    # commands may use the network (--command-network)
+    result_limit = 40000       # characters of any tool result before it is cut
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
+import os
 import sys
 import tomllib
 from pathlib import Path
 
 import msgspec
 
+from ocactors.actors.mission import Conditions
 from ocactors.actors.models import (
     ConfigError,
     LimiterRegistry,
     ModelFlags,
+    ModelsConfig,
     build_clients,
     make_http_client,
     resolve_models,
 )
+from ocactors.actors.project import project_environment
 from ocactors.common import UsageError
 from ocactors.launch import Launch
-from ocactors.tools import ShellConfig, WebConfig
+from ocactors.tools import (
+    SandboxUnavailable,
+    ShellConfig,
+    WebConfig,
+    detect_backend,
+    require_backend,
+)
+from ocactors.tools.sandbox import PREFERENCES as SANDBOX_CHOICES
+from ocactors.tools.sandbox import banner as sandbox_banner
+from ocactors.tools.spec import RESULT_LIMIT
 from ocactors.view import View
 
 CONFIG = Path(".opencode") / "ocactors.toml"
@@ -54,6 +72,9 @@ class ToolSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     command_timeout_s: float = 120.0
     web_fetch: bool = False
     search_url: str | None = None
+    sandbox: str = "auto"
+    command_network: bool = False
+    result_limit: int = RESULT_LIMIT
 
 
 class Extras(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,6 +82,22 @@ class Extras(msgspec.Struct, frozen=True, kw_only=True):
 
     limits: Limits = Limits()
     tools: ToolSettings = ToolSettings()
+
+
+def add_command_flags(parser: argparse.ArgumentParser) -> None:
+    """``--sandbox`` and ``--command-network`` (over ``[tools]``)."""
+    group = parser.add_argument_group("commands the models run (over [tools])")
+    group.add_argument(
+        "--sandbox",
+        choices=SANDBOX_CHOICES,
+        help="confine commands: auto (bwrap, else Landlock), bwrap, landlock, or off",
+    )
+    group.add_argument(
+        "--command-network",
+        action="store_true",
+        default=None,
+        help="let commands use the network (off by default)",
+    )
 
 
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
@@ -104,19 +141,20 @@ def launch_for(workspace: Path, args: argparse.Namespace, view: View) -> Launch:
         config = resolve_models(workspace, flags)
     except ConfigError as error:
         raise UsageError(str(error)) from None
+    extras = read_extras(workspace)
+    shell, conditions = command_settings(workspace, args, extras.tools)  # before any model call
     http = make_http_client()
     clients = build_clients(config, http, LimiterRegistry())
     for role in config.roles.values():
         print(f"model {role.describe()}", file=sys.stderr)
-    extras = read_extras(workspace)
+    shell = dataclasses.replace(shell, env_strip=_key_variables(config))
     return Launch(
         workspace=workspace,
         clients=clients,
         http=http,
-        shell=ShellConfig(
-            timeout_s=extras.tools.command_timeout_s,
-            allow_prefixes=tuple(extras.tools.allow_commands),
-        ),
+        shell=shell,
+        conditions=conditions,
+        secrets=model_keys(config),
         web=WebConfig(
             fetch=extras.tools.web_fetch,
             search_url=extras.tools.search_url,
@@ -125,3 +163,61 @@ def launch_for(workspace: Path, args: argparse.Namespace, view: View) -> Launch:
         prices=config.price_table(),
         view=view,
     )
+
+
+def command_settings(
+    workspace: Path, args: argparse.Namespace, tools: ToolSettings
+) -> tuple[ShellConfig, Conditions]:
+    """The sandbox (refused in one line when none works), the network, the project's env.
+
+    Prints the banner lines that say how commands will run.
+    """
+    preference = getattr(args, "sandbox", None) or tools.sandbox
+    if preference not in SANDBOX_CHOICES:
+        raise UsageError(f"[tools] sandbox must be one of {', '.join(SANDBOX_CHOICES)}")
+    try:
+        backend = require_backend(preference)
+    except SandboxUnavailable as error:
+        raise UsageError(str(error)) from None
+    flag = getattr(args, "command_network", None)
+    network = tools.command_network if flag is None else bool(flag)
+    project = project_environment(workspace, os.environ)
+    print(sandbox_banner(backend, network), file=sys.stderr)
+    print(f"project: {project.description}", file=sys.stderr)
+    shell = ShellConfig(
+        timeout_s=tools.command_timeout_s,
+        allow_prefixes=tuple(tools.allow_commands),
+        result_limit=tools.result_limit,
+        sandbox=backend,
+        network=network,
+        project_env=functools.partial(_project_env, workspace),
+    )
+    return shell, Conditions(backend or "off", network, project.description)
+
+
+def _project_env(workspace: Path, base: dict[str, str]) -> dict[str, str]:
+    """Looked up per command: a mission may create the project's virtualenv as it goes."""
+    return project_environment(workspace, os.environ).apply(base)
+
+
+def model_keys(config: ModelsConfig) -> tuple[str, ...]:
+    """Every key the mission sends to a provider, whatever its source or shape."""
+    return tuple(sorted({role.api_key for role in config.roles.values() if role.api_key}))
+
+
+def _key_variables(config: ModelsConfig) -> tuple[str, ...]:
+    """Variables holding a key in use, removed from commands whatever their names."""
+    keys = set(model_keys(config))
+    return tuple(sorted(name for name, value in os.environ.items() if value in keys))
+
+
+def replay_command_settings(workspace: Path) -> tuple[ShellConfig, Conditions]:
+    """For the demo and reruns: the best sandbox this machine has, or none; no network.
+
+    They replay recorded commands offline, so a machine without a sandbox still runs them
+    (the banner of a real mission refuses instead).
+    """
+    backend = detect_backend("auto")
+    project = project_environment(workspace, os.environ)
+    shell = ShellConfig(sandbox=backend, project_env=functools.partial(_project_env, workspace))
+    return shell, Conditions(backend or "off", False, project.description)

@@ -113,20 +113,31 @@ class MissionSettings(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=T
 
 
 class MissionStarted(Event, tag="mission.started", frozen=True, kw_only=True):
-    """A mission began: its goal, workspace and settings."""
+    """A mission began: its goal, workspace and settings.
+
+    ``sandbox`` is the backend that confines its commands ("bwrap", "landlock", or "off"
+    when the user said ``--sandbox off``), ``command_network`` whether commands may use the
+    network, ``environment`` how the project runs (its virtualenv, its package manager).
+    """
 
     version: int
     goal: str
     workspace: str
     settings: MissionSettings = MissionSettings()
+    sandbox: str = ""
+    command_network: bool = False
+    environment: str = ""
 
 
 class MissionResumed(Event, tag="mission.resumed", frozen=True, kw_only=True):
-    """A new process took over the log and carries the mission on."""
+    """A new process took over the log and carries the mission on (``sandbox``: as started)."""
 
     pid: int
     reason: str = ""
     settings: MissionSettings | None = None
+    sandbox: str = ""
+    command_network: bool = False
+    environment: str = ""
 
 
 class MissionSealed(Event, tag="mission.sealed", frozen=True, kw_only=True):
@@ -209,6 +220,20 @@ class LeaseReleased(Event, tag="lease.released", frozen=True, kw_only=True):
 
     task_id: str
     files: list[str]
+
+
+class LeaseViolated(Event, tag="lease.violated", frozen=True, kw_only=True):
+    """A command changed files outside its lease; they were put back as they were before it.
+
+    Written by the session (or the verifier) whose command it was; ``paths`` are relative to
+    the workspace, ``kinds`` say created, modified or deleted for each.
+    """
+
+    session: str = ""
+    task_id: str | None = None
+    command: str = ""
+    paths: list[str] = []
+    kinds: list[str] = []
 
 
 class TaskStarted(Event, tag="task.started", frozen=True, kw_only=True):
@@ -426,6 +451,7 @@ AnyEvent = (
     | PlanFailed
     | LeaseGranted
     | LeaseReleased
+    | LeaseViolated
     | TaskStarted
     | TaskFinished
     | TaskCommitted

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -163,16 +163,25 @@ def test_the_restart_limit_holds_across_two_resumes(
 
 # --- SIGKILL: no process of the mission survives it -------------------------------------
 
-LINGER = (
-    "sleep 300 & echo $! > {name}.child; "
-    "setsid sleep 300 & echo $! > {name}.escaped; "
-    "echo $$ > {name}.shell; sleep 300"
-)
+
+def linger(token: int) -> str:
+    """A command leaving a background child and a ``setsid`` escape; each a unique sleep."""
+    return f"sleep 300.{token}1 & setsid sleep 300.{token}2 & sleep 300.{token}3"
 
 
-def _pids(workspace: Path, name: str) -> list[int]:
-    files = [workspace / f"{name}.{part}" for part in ("shell", "child", "escaped")]
-    return [int(f.read_text()) for f in files if f.exists() and f.read_text().strip()]
+def _marked(token: int) -> list[int]:
+    """Host pids of live processes running one of ``token``'s sleeps (in a namespace too)."""
+    needle = f"300.{token}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes() and _alive(int(entry.name)):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
 def _alive(pid: int) -> bool:
@@ -183,76 +192,72 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.fixture
-def linger_server(request: pytest.FixtureRequest) -> Iterator[ScriptedModelServer]:
-    where = request.param
+def _wait_for(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _lingering_script(token: int, where: str) -> dict[str, Any]:
     plan = [TaskPlay("T1", {"a.txt": "a\n"})]
     script: dict[str, Any] = dict(Playbook(plans=[plan], verdicts=[Verdict(True)]).script())
     if where == "worker":
-        command = {"command": LINGER.format(name="worker"), "timeout": 300}
+        command = {"command": linger(token), "timeout": 300}
         script["worker:*"] = [Turn(tool_calls=[("run_command", command)])]
-    with ScriptedModelServer(script) as server:
-        yield server
+    return script
 
 
-@pytest.mark.parametrize("linger_server", ["worker", "verify"], indirect=True)
+@pytest.mark.parametrize("sandbox", ["auto", "off"])
+@pytest.mark.parametrize("where", ["worker", "verify"])
 def test_sigkill_of_a_mission_leaves_none_of_its_processes(
-    workspace: Path, linger_server: ScriptedModelServer, request: pytest.FixtureRequest
+    workspace: Path, where: str, sandbox: str
 ) -> None:
-    name = request.node.callspec.params["linger_server"]
-    env = {
-        **os.environ,
-        "OCACTORS_MODEL": "scripted",
-        "OCACTORS_BASE_URL": linger_server.base_url,
-        "OCACTORS_API_KEY": "sk-test-secret-key-123456",
-    }
-    verify = LINGER.format(name="verify")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ocactors.cli", "task", "g", "--verify", verify],
-        cwd=workspace,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while len(_pids(workspace, name)) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        pids = _pids(workspace, name)
-        assert len(pids) == 3 and all(map(_alive, pids)), pids
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    deadline = time.monotonic() + 10
-    while any(map(_alive, pids)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not [pid for pid in pids if _alive(pid)]
+    """In the sandbox its PID namespace ends them; with --sandbox off, the reaper does."""
+    token = secrets.randbelow(10**8)
+    with ScriptedModelServer(_lingering_script(token, where)) as server:
+        env = {
+            **os.environ,
+            "OCACTORS_MODEL": "scripted",
+            "OCACTORS_BASE_URL": server.base_url,
+            "OCACTORS_API_KEY": "sk-test-secret-key-123456",
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ocactors.cli", "task", "g", "--verify", linger(token)]
+            + ["--sandbox", sandbox],
+            cwd=workspace,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            assert _wait_for(lambda: len(_marked(token)) >= 3, 30), _marked(token)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+    assert _wait_for(lambda: not _marked(token), 10), _marked(token)
 
 
 def test_a_stop_ends_what_a_command_left_running(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Commands of a stopped session die with the mission (the group and the marker)."""
-    plan = [TaskPlay("T1", {"a.txt": "a\n"})]
-    script: dict[str, Any] = dict(Playbook(plans=[plan], verdicts=[Verdict(True)]).script())
-    command = {"command": LINGER.format(name="worker"), "timeout": 300}
-    script["worker:*"] = [Turn(tool_calls=[("run_command", command)])]
-    with ScriptedModelServer(script) as server:
+    token = secrets.randbelow(10**8)
+    with ScriptedModelServer(_lingering_script(token, "worker")) as server:
         harness = MissionHarness(workspace, server)
-        stopper = threading.Thread(target=_stop_when_running, args=(harness, workspace))
+        stopper = threading.Thread(target=_stop_when_running, args=(harness, token))
         stopper.start()
         state = harness.start()
         stopper.join(timeout=30)
     assert state.phase == "stopped"
-    pids = _pids(workspace, "worker")
-    assert len(pids) == 3 and not [pid for pid in pids if _alive(pid)]
+    assert not _marked(token)
     assert_nothing_left_running(workspace, capsys)
 
 
-def _stop_when_running(harness: MissionHarness, workspace: Path) -> None:
-    deadline = time.monotonic() + 20
-    while len(_pids(workspace, "worker")) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
+def _stop_when_running(harness: MissionHarness, token: int) -> None:
+    _wait_for(lambda: len(_marked(token)) >= 3, 20)
     assert harness.paths is not None
     send_control(harness.paths, "stop", {"reason": "user"})
 

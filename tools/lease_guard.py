@@ -42,11 +42,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SKIP_NAMES = frozenset(
-    {".git", ".opencode", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".nox"}
-    | {".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis", ".cache", ".eggs"}
-    | {"target", "build", "dist"}
-)
+from ocactors.tools.listing import SKIP_DIRS, skipped_dir
+
+SKIP_NAMES = SKIP_DIRS  # the one skip-list (tools/listing.py)
 PRIVATE_NAMES = frozenset({".git", ".opencode"})
 MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_LISTED = 20
@@ -243,7 +241,7 @@ def scan(root: Path, skip: frozenset[str]) -> Tree:
             continue
         for entry in entries:
             path = f"{rel}/{entry.name}" if rel else entry.name
-            tree[path] = _entry(entry, entry.name in skip or entry.name.endswith(".egg-info"))
+            tree[path] = _entry(entry, entry.name in skip or skipped_dir(entry.name))
             if tree[path].kind == "d":
                 todo.append(path)
     return tree

@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -191,7 +191,7 @@ def _proc_entries() -> list[str]:
 
 
 def run_process(
-    command: str,
+    argv: Sequence[str],
     *,
     cwd: Path,
     env: Mapping[str, str],
@@ -200,14 +200,14 @@ def run_process(
     groups: ProcessGroups | None = None,
     merge_stderr: bool = False,
 ) -> ProcessResult:
-    """Run ``command`` through bash; bounded in time and output; its group dies at the end."""
+    """Run ``argv`` (a shell, or a sandbox around one); bounded; its group dies at the end."""
     started = time.monotonic()
     run_env = dict(env)
     if groups is not None:
         groups.start_reaper()
         run_env[MARKER_ENV] = groups.marker
     with subprocess.Popen(
-        _argv(command),
+        list(argv),
         cwd=cwd,
         env=run_env,
         stdin=subprocess.DEVNULL,
@@ -229,7 +229,8 @@ def run_process(
     return ProcessResult(code, run.out.render(), run.err.render(), run.timed_out, duration)
 
 
-def _argv(command: str) -> list[str]:
+def shell_argv(command: str) -> list[str]:
+    """``command`` as bash (or sh, where there is no bash) runs it."""
     shell = "/bin/bash" if Path("/bin/bash").exists() else "/bin/sh"
     return [shell, "-c", command]
 

@@ -34,14 +34,11 @@ from pathlib import Path
 from types import TracebackType
 
 from ocactors.tools import landlock
+from ocactors.tools.listing import skipped_dir
 
 BACKENDS = ("bwrap", "landlock")
 PREFERENCES = ("auto", *BACKENDS, "off")
 PRIVATE_NAMES = frozenset({".git", ".opencode"})
-WALK_SKIP = frozenset(
-    {"node_modules", "__pycache__", ".venv", "venv", ".tox", ".nox", ".mypy_cache"}
-    | {".pytest_cache", ".ruff_cache", ".hypothesis", "target"}
-)
 HOME_SECRETS = (
     ".ssh", ".gnupg", ".aws", ".azure", ".kube", ".docker", ".netrc", ".git-credentials",
     ".pypirc", ".npmrc", ".yarnrc", ".password-store", ".config/gcloud", ".config/gh",
@@ -273,7 +270,7 @@ def find_private(root: Path) -> tuple[list[str], list[str]]:
             for entry in entries:
                 if entry.name in PRIVATE_NAMES:
                     found.append(entry.path)
-                elif entry.name not in WALK_SKIP and entry.is_dir(follow_symlinks=False):
+                elif not skipped_dir(entry.name) and entry.is_dir(follow_symlinks=False):
                     todo.append(entry.path)
     hidden = [str(Path(p) / "ocactors.toml") for p in found if p.endswith(".opencode")]
     return sorted(found), [p for p in hidden if os.path.lexists(p)]

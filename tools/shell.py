@@ -10,16 +10,20 @@ command whose first words are an allowed prefix:
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 
 from ocactors.tools.errors import ToolError
-from ocactors.tools.processes import ProcessResult, run_process
+from ocactors.tools.lease_guard import LeaseReport
+from ocactors.tools.processes import ProcessResult, run_process, shell_argv
+from ocactors.tools.sandbox import prepare
 from ocactors.tools.spec import ShellConfig, ToolContext, ToolSpec
 
 SECRET_SUFFIXES = ("_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_PASSWD", "_CREDENTIALS")
@@ -69,33 +73,92 @@ def cap_output(text: str, limit: int) -> str:
 
 
 def run_command(ctx: ToolContext, args: RunCommand) -> str:
-    """Exit code, stdout and stderr of the command, each capped."""
+    """Exit code, stdout and stderr of the command, each capped; what the guard put back."""
     config = ctx.shell
     _check_allowed(args.command, config)
     timeout = config.timeout_s if args.timeout is None else args.timeout
     if not timeout > 0:
         raise ToolError("timeout must be positive (seconds)")
     timeout = min(timeout, config.max_timeout_s)
-    result = execute(args.command, ctx.workspace.root, timeout, config)
+    lease = ctx.workspace.writable or frozenset()
+    done = execute(args.command, ctx.workspace.root, timeout, config, lease=lease, owner=ctx.owner)
+    result, report = done.result, done.report
+    if report is not None and report.violated and ctx.on_violation is not None:
+        ctx.on_violation(args.command, report)
     status = f"{result.exit_code}"
     if result.timed_out:
         status = f"timed out after {timeout:g}s (process group killed)"
-    return f"exit code: {status}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    note = f"\n{report.message}" if report is not None and report.violated else ""
+    return f"exit code: {status}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}{note}"
+
+
+@dataclass(frozen=True, slots=True)
+class Executed:
+    """A project command's result, and what it changed outside its lease (None: unguarded)."""
+
+    result: ProcessResult
+    report: LeaseReport | None
 
 
 def execute(
-    command: str, cwd: Path, timeout: float, config: ShellConfig, *, merge_stderr: bool = False
+    command: str,
+    cwd: Path,
+    timeout: float,
+    config: ShellConfig,
+    *,
+    lease: Iterable[str] = (),
+    owner: str = "",
+    merge_stderr: bool = False,
+) -> Executed:
+    """Run a project command (a model's or the checks') under the mission's rules.
+
+    The environment is ours without secrets, with the project's own tools first; the command
+    runs in the sandbox (``config.sandbox``); the lease guard, when there is one, puts back
+    whatever the command changed outside ``lease``.
+    """
+    env = command_env(config.env_strip)
+    if config.project_env is not None:
+        env = config.project_env(env)
+    guard = config.guard
+    snapshot = guard.before(lease, owner=owner) if guard is not None else None
+    protect = snapshot.protect if snapshot is not None else ()
+    try:
+        result = _confined(command, cwd, timeout, config, env, protect, merge_stderr)
+    finally:
+        report = guard.after(snapshot) if guard is not None and snapshot is not None else None
+    return Executed(result, report)
+
+
+def _confined(
+    command: str,
+    cwd: Path,
+    timeout: float,
+    config: ShellConfig,
+    env: dict[str, str],
+    protect: Iterable[str],
+    merge_stderr: bool,
 ) -> ProcessResult:
-    """Run a project command (a model's or the checks) with the mission's environment rules."""
-    return run_process(
-        command,
+    """The command in the sandbox, or as a plain shell command with ``--sandbox off``."""
+    run = functools.partial(
+        run_process,
         cwd=cwd,
-        env=command_env(config.env_strip),
         timeout_s=timeout,
         output_limit=config.output_limit,
         groups=config.groups,
         merge_stderr=merge_stderr,
     )
+    if config.sandbox is None:
+        return run(shell_argv(command), env=env)
+    with prepare(
+        command,
+        workspace=cwd,
+        writable=True,
+        backend=config.sandbox,
+        network=config.network,
+        env=env,
+        protect=protect,
+    ) as prepared:
+        return run(prepared.argv, env=prepared.env)
 
 
 def _check_allowed(command: str, config: ShellConfig) -> None:

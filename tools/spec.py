@@ -17,6 +17,7 @@ import httpx
 import msgspec
 
 from ocactors.tools.errors import ToolError
+from ocactors.tools.lease_guard import LeaseGuard, LeaseReport
 from ocactors.tools.processes import ProcessGroups
 from ocactors.tools.workspace import Workspace
 
@@ -24,10 +25,21 @@ RESULT_LIMIT = 40_000
 NARROW = "ask for less: a narrower path, pattern or range"
 
 
+ProjectEnv = Callable[[dict[str, str]], dict[str, str]]
+"""The project's own environment laid over a (secret-free) base environment."""
+
+
 @dataclass(frozen=True)
 class ShellConfig:
-    """run_command's limits (timeouts, captured output, allowed command prefixes), and
-    ``result_limit``: the characters any tool result may have before it is cut."""
+    """How the mission runs commands.
+
+    Limits (timeouts, captured output, allowed command prefixes, ``result_limit``: the
+    characters any tool result may have before it is cut); ``sandbox``: the backend that
+    confines every command ("bwrap", "landlock", or None when the user said ``--sandbox
+    off``); ``network``: whether commands may use the network; ``guard``: puts back what a
+    command changed outside its lease; ``project_env``: the project's virtualenv and tools
+    first on PATH.
+    """
 
     timeout_s: float = 120.0
     max_timeout_s: float = 600.0
@@ -36,6 +48,10 @@ class ShellConfig:
     env_strip: tuple[str, ...] = ()
     groups: ProcessGroups = field(default_factory=ProcessGroups, compare=False)
     result_limit: int = RESULT_LIMIT
+    sandbox: str | None = None
+    network: bool = False
+    guard: LeaseGuard | None = field(default=None, compare=False)
+    project_env: ProjectEnv | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,10 @@ class ToolContext:
     shell: ShellConfig = field(default_factory=ShellConfig)
     web: WebConfig = field(default_factory=WebConfig)
     http: httpx.Client | None = None
+    owner: str = ""
+    """Who runs the tools (``worker:T1``): the lease guard tells owners apart."""
+    on_violation: Callable[[str, LeaseReport], None] | None = None
+    """Told (command, report) when a command changed files outside the lease."""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ from ocactors.launch import (
     recorded_clients,
     run_logged_mission,
 )
-from ocactors.tools import ShellConfig, WebConfig
+from ocactors.setup import replay_command_settings
+from ocactors.tools import WebConfig
 from ocactors.view import make_view
 
 DEMO = "demo"
@@ -102,6 +103,7 @@ def _open(workspace: Path, events: list[Record]) -> tuple[MissionPaths, Journal]
         started.goal,
         started.settings,
         lambda p, mission: open_journal(p, mission, "batch"),
+        replay_command_settings(workspace)[1],
     )
     print(f"demo mission {paths.id} in {workspace}", file=sys.stderr)
     print(f"settings: {describe_settings(started.settings)}", file=sys.stderr)
@@ -163,11 +165,13 @@ def _prepare(target: str | None, project: Path) -> Path:
 
 def _launch(workspace: Path, server: ScriptedModelServer, http: httpx.Client, view: Any) -> Launch:
     clients = recorded_clients(server.base_url, http)
+    shell, conditions = replay_command_settings(workspace)
     return Launch(
         workspace=workspace,
         clients=clients,
         http=http,
-        shell=ShellConfig(),
+        shell=shell,
+        conditions=conditions,
         web=WebConfig(),
         prices={},
         view=view,

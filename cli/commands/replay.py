@@ -31,7 +31,7 @@ from ocactors.events.catalogue import (
 from ocactors.launch import open_journal, run_logged_mission
 from ocactors.missions import Notes, events, pick
 from ocactors.rerun import compare_events, compare_files, rerun
-from ocactors.setup import add_model_flags, launch_for
+from ocactors.setup import add_command_flags, add_model_flags, launch_for
 from ocactors.view import make_view
 
 
@@ -54,6 +54,7 @@ def register(sub: Any) -> None:
     p.add_argument("--dir", metavar="SCRATCH", help="scratch workspace for --rerun")
     p.add_argument("--fork-at", type=int, metavar="SEQ", help="new mission continuing from SEQ")
     p.add_argument("--durability", choices=["always", "batch", "never"], default="batch")
+    add_command_flags(p)
     add_model_flags(p)
     p.set_defaults(func=run_replay)
 
@@ -158,8 +159,8 @@ def _fork(paths: Any, workspace: Path, args: argparse.Namespace) -> int:
         if paths.baseline.is_dir():
             shutil.copytree(paths.baseline, fork.baseline)
         _fork_history(paths, fork, workspace, copied)
-        journal = open_journal(fork.events, fork.id, args.durability)
-        record_resume(journal, f"fork of {paths.id} at {args.fork_at}", None)
+        journal = open_journal(fork.events, fork.id, args.durability, launch.secrets)
+        record_resume(journal, f"fork of {paths.id} at {args.fork_at}", None, launch.conditions)
         print(f"mission {fork.id} forked from {paths.id} at event {args.fork_at}", file=sys.stderr)
         return run_logged_mission(launch, fork, journal)
 

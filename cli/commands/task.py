@@ -23,7 +23,13 @@ from ocactors.events import (
 )
 from ocactors.events.catalogue import FINAL_TYPES, MissionSettings, event_type
 from ocactors.launch import describe_settings, open_journal, run_logged_mission
-from ocactors.setup import Limits, add_model_flags, launch_for, session_limits
+from ocactors.setup import (
+    Limits,
+    add_command_flags,
+    add_model_flags,
+    launch_for,
+    session_limits,
+)
 from ocactors.view import make_view
 
 MAX_PARALLEL = 50
@@ -56,6 +62,7 @@ def _register_task(sub: Any) -> None:
     _add_caps(p)
     p.add_argument("--durability", choices=["always", "batch", "never"], default="batch")
     p.add_argument("--json", action="store_true", help="print every event as a JSON line")
+    add_command_flags(p)
     add_model_flags(p)
     p.set_defaults(func=run_task)
 
@@ -84,7 +91,8 @@ def run_task(args: argparse.Namespace) -> int:
             workspace,
             args.goal.strip(),
             settings,
-            lambda p, mission: open_journal(p, mission, args.durability),
+            lambda p, mission: open_journal(p, mission, args.durability, launch.secrets),
+            launch.conditions,
         )
         claim.name(paths.id)
         print(f"mission {paths.id} in {workspace}", file=sys.stderr)
@@ -131,6 +139,7 @@ def _register_resume(sub: Any) -> None:
     _add_caps(p)
     p.add_argument("--durability", choices=["always", "batch", "never"], default="batch")
     p.add_argument("--json", action="store_true", help="print every event as a JSON line")
+    add_command_flags(p)
     add_model_flags(p)
     p.set_defaults(func=run_resume)
 
@@ -152,7 +161,7 @@ def run_resume(args: argparse.Namespace) -> int:
             journal.close()
             raise
         claim.name(paths.id)
-        record_resume(journal, "resume", _raised_caps(state.settings, args))
+        record_resume(journal, "resume", _raised_caps(state.settings, args), launch.conditions)
         print(f"mission {paths.id} resumed in {workspace}", file=sys.stderr)
         return run_logged_mission(launch, paths, journal)
 
