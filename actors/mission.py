@@ -164,8 +164,12 @@ class MissionRun:
             ctx.journal.subscribe(watch)
         return cls(ctx, paths, loaded)
 
-    def run(self, interrupted: Callable[[], bool] = lambda: False) -> MissionState:
-        """Supervise until the mission records a final event; returns the Commander's state."""
+    def run(self, interrupted: Callable[[], str] = lambda: "") -> MissionState:
+        """Supervise until the mission records a final event; returns the Commander's state.
+
+        ``interrupted`` says why this process was asked to stop (``interrupted (SIGTERM)``),
+        or ``""``; the first answer becomes the stop's recorded detail.
+        """
         if self.loaded.commander.final:
             return self.loaded.commander  # nothing to run (a resume must record first)
         self._begin_history()
@@ -176,11 +180,11 @@ class MissionRun:
         while not self.finished.wait(self.ctx.tick_s):
             for command in inbox.poll():
                 commander.tell(command)
-            if interrupted() and not stop_sent:
+            why = "" if stop_sent else interrupted()
+            if why:
                 stop_sent = True
-                commander.tell(
-                    ControlCommand(command="stop", args={"reason": "interrupted"}, pid=os.getpid())
-                )
+                args = {"reason": "interrupted", "detail": why}
+                commander.tell(ControlCommand(command="stop", args=args, pid=os.getpid()))
             commander.tell(Tick())
             if not commander.is_alive() and not self.finished.is_set():
                 commander = self._replace_commander()

@@ -14,6 +14,7 @@ keeps memory bounded on long missions.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
@@ -30,6 +31,7 @@ Phase = Literal[
     "new", "planning", "building", "reviewing", "verifying", "sealed", "failed", "stopped"
 ]
 SUMMARY_LIMIT = 500
+FORK_REASON = "fork of "  # how ``replay --fork-at`` words its mission.resumed
 
 
 class Complaint(msgspec.Struct, frozen=True):
@@ -111,6 +113,8 @@ class MissionState(msgspec.Struct, frozen=True, kw_only=True):
     last_ts: str = ""
     last_seq: int = 0
     history: ev.HistoryBegan | None = None
+    active_s: float = 0.0  # running time of the segments that ended (start/resume to final)
+    segment_ts: str = ""  # when the running segment began; "" while the mission is final
 
     @property
     def final(self) -> bool:
@@ -151,25 +155,58 @@ def _started(s: MissionState, e: ev.MissionStarted) -> MissionState:
         version=e.version,
         settings=e.settings,
         started_ts=e.ts,
+        active_s=0.0,
+        segment_ts=e.ts,
     )
 
 
 def _resumed(s: MissionState, e: ev.MissionResumed) -> MissionState:
+    """A new running segment; a fork's clock starts again (the original's time is not its own).
+
+    A segment with no final event (a kill -9, or a fork's copied prefix) is not counted: its
+    end is not known here, and counting up to the resume would count the time nobody ran it.
+    """
     phase = s.paused_phase if s.phase in ("stopped", "failed") else s.phase
     settings = e.settings if e.settings is not None else s.settings
-    return replace(s, phase=phase, settings=settings, outcome="", detail="")
+    active = 0.0 if e.reason.startswith(FORK_REASON) else s.active_s
+    return replace(
+        s,
+        phase=phase,
+        settings=settings,
+        outcome="",
+        detail="",
+        active_s=active,
+        segment_ts=e.ts,
+    )
 
 
 def _sealed(s: MissionState, e: ev.MissionSealed) -> MissionState:
-    return replace(s, phase="sealed", outcome="sealed", detail=e.summary)
+    return replace(_ended(s, e.ts), phase="sealed", outcome="sealed", detail=e.summary)
 
 
 def _failed(s: MissionState, e: ev.MissionFailed) -> MissionState:
-    return _interrupt(s, "failed", e.reason, e.detail)
+    return _interrupt(_ended(s, e.ts), "failed", e.reason, e.detail)
 
 
 def _stopped(s: MissionState, e: ev.MissionStopped) -> MissionState:
-    return _interrupt(s, "stopped", e.reason, e.detail)
+    return _interrupt(_ended(s, e.ts), "stopped", e.reason, e.detail)
+
+
+def _ended(s: MissionState, ts: str) -> MissionState:
+    """A final event closes the running segment: its time joins ``active_s``."""
+    if not s.segment_ts:
+        return s
+    return replace(s, active_s=s.active_s + _seconds(s.segment_ts, ts), segment_ts="")
+
+
+def _seconds(start: str, end: str) -> float:
+    """Seconds from one event timestamp to another (0 when either is unreadable)."""
+    try:
+        begun = datetime.fromisoformat(start.replace("Z", "+00:00"))
+        ended = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return max((ended - begun).total_seconds(), 0.0)
 
 
 def _interrupt(s: MissionState, phase: Phase, reason: str, detail: str) -> MissionState:

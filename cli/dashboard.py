@@ -28,6 +28,7 @@ from rich.text import Text
 
 from ocactors.actors.scheduler import RESUMABLE
 from ocactors.actors.state import MissionState, SessionInfo, TaskState
+from ocactors.missions import active_seconds, clock
 
 STATUS_STYLE = {
     "pending": "dim",
@@ -210,9 +211,9 @@ def _session_lines(
 
 
 def elapsed(state: MissionState, now: float | None = None) -> str:
-    """Time since the mission started; a finished mission's clock stopped at its last event."""
-    end = _timestamp(state.last_ts) if state.final else None
-    return _since(state.started_ts, end if end is not None else now)
+    """The mission's own running time: a finished mission's clock stands still, a fork's or
+    a resumed mission's counts only the time it ran (not the pause, not the original)."""
+    return clock(active_seconds(state, now))
 
 
 def _since(ts: str, now: float | None) -> str:

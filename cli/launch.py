@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -22,10 +21,11 @@ from ocactors.actors.context import Meter, MissionContext
 from ocactors.actors.mission import BaselineRecorder, Conditions, MissionRun
 from ocactors.actors.models import ROLES, LimiterRegistry, ModelClient, RoleConfig, build_client
 from ocactors.actors.state import MissionState
-from ocactors.changes import change_lines
 from ocactors.common import exit_code_for
 from ocactors.events import DEFAULT_SECRET_ENV_VARS, Journal, MissionPaths, Redactor
 from ocactors.events.catalogue import MissionSettings
+from ocactors.missions import fold_all
+from ocactors.summary import build, lines
 from ocactors.tools import ShellConfig, WebConfig
 from ocactors.tools.shell import is_secret
 from ocactors.view import View
@@ -63,64 +63,76 @@ def run_logged_mission(
         meter=Meter(prices=dict(launch.prices)),
         on_before_write=BaselineRecorder(launch.workspace, paths.baseline),
     )
-    run = MissionRun.prepare(ctx, paths, [launch.view])
-    launch.view.start()
-    try:
-        with _signals() as interrupted:
+    with _signals() as interrupted:  # before prepare: an early Ctrl-C is a stop, not a crash
+        run = MissionRun.prepare(ctx, paths, [launch.view])
+        launch.view.start()
+        try:
             state = run.run(interrupted)
-    finally:
-        launch.view.close()
-        journal.close()
+        finally:
+            launch.view.close()
+            journal.close()
     if announce:
-        _print_outcome(state, paths)
+        _print_summary(state, paths, launch)
     return exit_code_for(state.phase)
 
 
+RESUME = "ocactors resume {id}"
+DEMO_RESUME = "ocactors demo --resume {id} --dir {workspace}"
+SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+
+
 @contextmanager
-def _signals() -> Iterator[Callable[[], bool]]:
-    """Ctrl-C and SIGTERM ask the mission to stop (recorded, resumable) instead of dying."""
-    flag = threading.Event()
+def _signals() -> Iterator[Callable[[], str]]:
+    """Ctrl-C, SIGTERM and SIGHUP ask the mission to stop (recorded, resumable), not die.
+
+    Yields what :meth:`MissionRun.run` polls: ``interrupted (SIGTERM)`` once the first such
+    signal came (later ones change nothing: the stop is on its way), else ``""``.
+    """
+    said: list[str] = []
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        flag.set()
+        if not said:
+            said.append(f"interrupted ({SIGNALS.get(signal.Signals(signum), str(signum))})")
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, handler) for sig in SIGNALS}
     try:
-        yield flag.is_set
+        yield lambda: said[0] if said else ""
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
 
 
-def _print_outcome(state: MissionState, paths: MissionPaths) -> None:
-    words = {"sealed": "SEALED", "failed": "FAILED", "stopped": "STOPPED"}
-    verdict = words.get(state.phase, state.phase.upper())
-    reason = "" if state.phase == "sealed" else f" ({state.outcome}: {state.detail})"
-    print(f"mission {paths.id} {verdict}{reason}", file=sys.stderr)
-    for line in change_lines(Path(state.workspace), paths):
-        print(line, file=sys.stderr)
-    print(f"log: {paths.events}", file=sys.stderr)
+def _print_summary(state: MissionState, paths: MissionPaths, launch: Launch) -> None:
+    """The end summary on stderr (stdout may carry events); a hung-up terminal is no error."""
+    whole, _ = fold_all(paths)  # every actor's events: tokens per role, as `status` shows
+    recorded = isinstance(launch.clients, RecordedClients)
+    resume = DEMO_RESUME if recorded else RESUME
+    summary = build(whole, state.phase, paths, launch.workspace, resume=resume)
+    with suppress(OSError):  # the terminal went away (SIGHUP): the log says it all
+        print("\n".join(lines(summary)), file=sys.stderr, flush=True)
+
+
+class RecordedClients(dict[str, ModelClient]):
+    """Clients that play a recording (the demo, a rerun).
+
+    A mission run on them carries on offline with ``ocactors demo --resume``: ``ocactors
+    resume`` would look for a real model and find none.
+    """
 
 
 def recorded_clients(
     base_url: str, http: httpx.Client, models: Mapping[str, str] | None = None
-) -> dict[str, ModelClient]:
+) -> RecordedClients:
     """Every role pointed at a local scripted server that plays a recorded mission."""
     registry = LimiterRegistry()
     names = models or {}
-    return {
-        role: build_client(
-            RoleConfig(
-                role=role,
-                provider="openai",
-                model=names.get(role, "recorded"),
-                base_url=base_url,
-            ),
-            http,
-            registry,
+    clients = RecordedClients()
+    for role in ROLES:
+        config = RoleConfig(
+            role=role, provider="openai", model=names.get(role, "recorded"), base_url=base_url
         )
-        for role in ROLES
-    }
+        clients[role] = build_client(config, http, registry)
+    return clients
 
 
 def describe_settings(settings: MissionSettings) -> str:

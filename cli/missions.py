@@ -7,6 +7,7 @@ damaged log is shown with what can be read plus a one-line note on stderr, never
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,14 +76,33 @@ def status_word(paths: MissionPaths, state: MissionState) -> str:
 
 
 def wall_time(state: MissionState) -> str:
-    """Time from the first to the last event."""
+    """The mission's own running time, up to its last event (see :func:`active_seconds`)."""
+    return clock(active_seconds(state, _timestamp(state.last_ts)))
+
+
+def active_seconds(state: MissionState, now: float | None = None) -> float:
+    """Seconds the mission ran: its ended segments, plus the open one up to ``now``.
+
+    A stopped and resumed mission does not count the pause; a fork counts from its own
+    start, not the original's; a finished mission's clock stands still.
+    """
+    start = _timestamp(state.segment_ts)
+    if start is None or state.final:
+        return state.active_s
+    return state.active_s + max((now if now is not None else time.time()) - start, 0.0)
+
+
+def clock(seconds: float) -> str:
+    """``3m07s``: minutes and seconds."""
+    whole = int(seconds)
+    return f"{whole // 60}m{whole % 60:02d}s"
+
+
+def _timestamp(ts: str) -> float | None:
     try:
-        start = datetime.fromisoformat(state.started_ts.replace("Z", "+00:00"))
-        end = datetime.fromisoformat(state.last_ts.replace("Z", "+00:00"))
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() if ts else None
     except ValueError:
-        return "-"
-    seconds = int((end - start).total_seconds())
-    return f"{seconds // 60}m{seconds % 60:02d}s"
+        return None
 
 
 def pick(workspace: Path, ref: str | None) -> MissionPaths:

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from rich.table import Table
 
+from ocactors import summary
 from ocactors.actors.state import MissionState
 from ocactors.common import EXIT_OK, add_workspace, workspace_of
 from ocactors.events import list_missions
@@ -98,9 +99,11 @@ def run_status(args: argparse.Namespace) -> int:
     if args.json:
         data = msgspec.to_builtins(state)
         data["status"] = word
+        data["summary"] = summary.status_json(state, word, paths, workspace)
         print(json.dumps(data))
         return EXIT_OK
     print("\n".join(status_lines(state, word, paths.id)))
+    print("\n".join(summary.status_text(state, word, paths, workspace)))
     return EXIT_OK
 
 
