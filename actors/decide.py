@@ -317,9 +317,16 @@ def _start_checks(d: _Draft, checks: tuple[CheckSpec, ...]) -> None:
             )
         )
     else:
-        line = "; ".join(f"{c.name}: {c.command}" for c in checks)
+        line = checks_line(checks)
         d.emit(ev.VerifyStarted(iteration=iteration, command=line, checks=list(checks)))
     _verify(d)
+
+
+def checks_line(checks: tuple[CheckSpec, ...] | list[CheckSpec]) -> str:
+    """The checks in one line: the user's own command as given, found ones by name."""
+    if len(checks) == 1 and checks[0].name == "verify":
+        return checks[0].command
+    return "; ".join(f"{c.name}: {c.command}" for c in checks)
 
 
 def _verify(d: _Draft) -> None:

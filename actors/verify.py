@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ocactors.actors.decide import checks_line
 from ocactors.actors.project import describe_checks, detect_checks, project_environment
 from ocactors.events.catalogue import CheckSpec
 from ocactors.tools import ShellConfig
@@ -63,13 +64,15 @@ def describe_project(workspace: Path, settings_command: str | None) -> str:
 def run_checks(workspace: Path, checks: Sequence[CheckSpec], shell: ShellConfig) -> VerifyResult:
     """Every check, in order, each headed by its name; the first failing code is the result."""
     results = [run_verify(workspace, check.command, shell) for check in checks]
+    if len(results) == 1:
+        return results[0]
     share = max(OUTPUT_TAIL // max(len(results), 1), 500)
     output = "\n".join(
         f"== {check.name}: {check.command} (exit {result.exit_code}) ==\n{result.output[-share:]}"
         for check, result in zip(checks, results, strict=True)
     )
     code = next((r.exit_code for r in results if r.exit_code != 0), 0)
-    command = "; ".join(f"{c.name}: {c.command}" for c in checks)
+    command = checks_line(list(checks))
     duration = round(sum(r.duration_s for r in results), 3)
     return VerifyResult(command, code, output[-2 * OUTPUT_TAIL :], duration)
 

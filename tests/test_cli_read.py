@@ -250,7 +250,9 @@ def test_monitor_shows_a_running_mission_on_a_terminal(tmp_path: Path) -> None:
 
 def test_the_example_in_debugging_md_reads_as_documented() -> None:
     example = Path(__file__).parent / "data" / "failed-mission"
-    status = ocactors("status", "-C", str(example))
+    status = subprocess.run(  # from inside the workspace, as the doc shows it: no -C
+        [*CLI, "status"], cwd=example, capture_output=True, text=True, timeout=90
+    )
     assert "STOPPED (no-progress" in status.stdout
     assert "top_words must break ties alphabetically" in status.stdout
     spine = ocactors("tail", "-C", str(example), "--type", "mission.stopped")

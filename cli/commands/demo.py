@@ -10,6 +10,7 @@ checks really run at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import sys
 import tempfile
@@ -180,13 +181,13 @@ def _launch(workspace: Path, server: ScriptedModelServer, http: httpx.Client, vi
 
 def _next_steps(workspace: Path, mission: str, stopped: bool) -> None:
     """What to try next (the log's path was just printed with the outcome)."""
-    short = mission[:15]
-    resume = f"  ocactors demo --resume {short} --dir {workspace}\n" if stopped else ""
-    print(
-        f"\nworkspace: {workspace}\n\ntry next:\n{resume}"
+    short = mission[:15]  # the summary above already said how to resume a stopped demo
+    text = (
+        f"\nworkspace: {workspace}\n\ntry next:\n"
         f"  ocactors tail {short} -C {workspace}\n"
         f"  ocactors status {short} -C {workspace}\n"
         f"  ocactors replay {short} --until 40 -C {workspace}\n"
-        f"  ocactors monitor {short} -C {workspace}   (live, while a mission runs)\n",
-        file=sys.stderr,
+        f"  ocactors monitor {short} -C {workspace}   (live, while a mission runs)\n"
     )
+    with contextlib.suppress(OSError):  # the terminal may be gone (a hang-up)
+        print(text, file=sys.stderr)
