@@ -6,6 +6,7 @@ Moonshot; Anthropic streamed and not), and a real session records the turn.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from collections.abc import Iterator
@@ -16,8 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
-from ocactors.actors.models import LimiterRegistry, RoleConfig, ScriptedModelServer, Turn
-from ocactors.actors.models import build_client
+from ocactors.actors.models import (
+    LimiterRegistry,
+    RoleConfig,
+    ScriptedModelServer,
+    Turn,
+    build_client,
+)
 from ocactors.actors.roles import finish_tool, system_prompt, worker_brief
 from ocactors.actors.session import AgentSession, SessionBrief, SessionLimits
 from ocactors.actors.state import MissionState, TaskState
@@ -281,7 +287,7 @@ def bodies(tmp_path: Path, provider: str, brief: SessionBrief | None = None) -> 
 def test_each_openai_request_begins_with_the_previous_one(tmp_path: Path) -> None:
     sent = bodies(tmp_path, "openai")
     assert len(sent) == 4
-    for before, after in zip(sent, sent[1:], strict=False):
+    for before, after in itertools.pairwise(sent):
         assert after.startswith(before[: -len(b"]}")])
     assert json.loads(sent[0]).keys() == {"model", "stream", "stream_options", "tools", "messages"}
     assert list(json.loads(sent[0]))[-1] == "messages"

@@ -13,8 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ocactors.actors.masking import mask_observations, masked_turns
-from ocactors.actors.models import LimiterRegistry, RoleConfig, ScriptedModelServer, Turn
-from ocactors.actors.models import build_client
+from ocactors.actors.models import (
+    LimiterRegistry,
+    RoleConfig,
+    ScriptedModelServer,
+    Turn,
+    build_client,
+)
 from ocactors.actors.models.playbook import script_from_log
 from ocactors.actors.models.scripted import Script
 from ocactors.actors.roles import finish_tool, system_prompt
@@ -28,6 +33,7 @@ ACTOR = "worker:T1"
 READ = ("read_file", {"path": "data.txt"})
 FINISH = ("finish_task", {"summary": "read it all"})
 TURNS = 14
+MASK_3 = SessionLimits(observation_turns=3)
 
 
 def conversation(turns: int, size: int = 2000) -> list[ChatMessage]:
@@ -133,7 +139,7 @@ def run(
     workspace: Path,
     script: Script,
     *,
-    limits: SessionLimits = SessionLimits(observation_turns=3),
+    limits: SessionLimits = MASK_3,
     prior: Sequence[Record] = (),
     context_window: int = 128_000,
 ) -> tuple[list[Record], Sent]:
