@@ -161,6 +161,23 @@ def cost_text(state: MissionState) -> str:
     return f"{prefix}no price for {', '.join(unpriced)}"
 
 
+def cost_short(state: MissionState) -> str:
+    """A few characters for a crowded line: ``$0.0123``, ``>=$0.0123`` or ``$?``."""
+    total = mission_cost(state)
+    if total is not None:
+        return usd(total)
+    known = known_cost(state)
+    return f">={usd(known)}" if known else "$?"
+
+
+def cached_share(tokens: Iterable[Tokens]) -> float:
+    """The share of prompt tokens read from a provider's cache (0.0 to 1.0)."""
+    prompt = cached = 0
+    for t in tokens:
+        prompt, cached = prompt + t.prompt, cached + t.cached
+    return cached / prompt if prompt else 0.0
+
+
 def describe_cost_cap(
     models: Mapping[str, str] | Iterable[str],
     max_cost: float | None,

@@ -60,7 +60,8 @@ class SessionInfo(msgspec.Struct, frozen=True):
 class Tokens(msgspec.Struct, frozen=True):
     """Token use and its recorded cost: ``cached`` and ``cache_write`` are parts of
     ``prompt``; ``cost_usd`` sums the priced turns, ``unpriced`` counts turns whose model had
-    no known price (so a total with unpriced turns is a lower bound, not a figure)."""
+    no known price (so a total with unpriced turns is a lower bound, not a figure) of the
+    ``turns`` recorded."""
 
     prompt: int = 0
     completion: int = 0
@@ -68,6 +69,7 @@ class Tokens(msgspec.Struct, frozen=True):
     cache_write: int = 0
     cost_usd: float = 0.0
     unpriced: int = 0
+    turns: int = 0
 
     @property
     def total(self) -> int:
@@ -320,6 +322,7 @@ def add_usage(old: Tokens, usage: ev.Usage) -> Tokens:
         old.cache_write + usage.cache_write_tokens,
         old.cost_usd + (cost or 0.0),
         old.unpriced + (cost is None),
+        old.turns + 1,
     )
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -215,3 +219,48 @@ def test_max_cost_stops_a_mission_with_a_known_model_and_no_prices(tmp_path: Pat
     spent = sum(t.usage.cost_usd or 0.0 for t in turns)
     assert all(t.usage.cost_usd is not None for t in turns) and spent >= 0.001
     assert mission_cost(fold_mission(log)) == pytest.approx(spent, abs=1e-6)
+
+
+# --- shown: status, ls, monitor, tail ---------------------------------------------------------
+
+
+def ocactors(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "ocactors.cli", *args], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def priced(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    """A sealed textstats mission on a model the table knows; its recorded dollars."""
+    workspace = tmp_path_factory.mktemp("priced")
+    with ScriptedModelServer(textstats_playbook().script()) as server:
+        harness = KnownModelHarness(workspace, server, MissionSettings(verify_command=CHECK))
+        assert harness.start().phase == "sealed"
+    assert harness.paths is not None
+    turns = [e for e in read_events(harness.paths.events) if isinstance(e, ev.ModelResponded)]
+    return workspace, sum(t.usage.cost_usd or 0.0 for t in turns)
+
+
+def test_status_and_ls_give_dollars_and_null_when_unknown(priced: tuple[Path, float]) -> None:
+    workspace, spent = priced
+    status = json.loads(ocactors("status", "--json", "-C", str(workspace)))
+    assert status["cost_usd"] == pytest.approx(spent, abs=1e-6) and spent > 0
+    roles = status["tokens"]
+    assert sum(r["cost_usd"] for r in roles.values()) == pytest.approx(spent, abs=1e-6)
+    (row,) = [
+        json.loads(line) for line in ocactors("ls", "--json", "-C", str(workspace)).splitlines()
+    ]
+    assert row["cost_usd"] == status["cost_usd"]
+    assert f"cost: {usd(status['cost_usd'])} (planner $" in ocactors("status", "-C", str(workspace))
+    unknown = Path(__file__).parent / "data" / "failed-mission"
+    assert json.loads(ocactors("status", "--json", "-C", str(unknown)))["cost_usd"] is None
+
+
+def test_monitor_and_tail_show_dollars(priced: tuple[Path, float]) -> None:
+    workspace, spent = priced
+    assert f"cost {usd(round(spent, 6))}" in ocactors("monitor", "--once", "-C", str(workspace))
+    tail = ocactors("tail", "-C", str(workspace), "--type", "model.responded")
+    assert re.search(r"turn 1: submit_plan \(\d+ tok, \$0\.\d{4}, \d+ ms\)", tail), tail
