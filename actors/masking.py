@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from ocactors.actors.models.config import ROLES
 from ocactors.events.catalogue import ChatMessage, ToolCall
 
 DEFAULT_KEEP_TURNS = 6
@@ -33,6 +34,28 @@ STUB = (
     "[result hidden to save context: {call} returned {size}. "
     "Call {name} again with these arguments if you need it.]"
 )
+
+
+class MaskingTable(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[masking]`` in ``.opencode/ocactors.toml``::
+
+        [masking]
+        keep_turns = 6          # tool results of the latest 6 to 11 turns go whole; 0: all
+        [masking.roles]
+        reviewer = 10           # per role, over keep_turns
+
+    Becomes ``SessionLimits(observation_turns=keep_turns, observation_turns_by_role=roles)``.
+    """
+
+    keep_turns: int = DEFAULT_KEEP_TURNS
+    roles: dict[str, int] = {}
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.roles) - set(ROLES))
+        if unknown:
+            raise ValueError(f"[masking.roles] {unknown[0]}: use {', '.join(ROLES)}")
+        if self.keep_turns < 0 or any(n < 0 for n in self.roles.values()):
+            raise ValueError("[masking] turns must be 0 (off) or more")
 
 
 def mask_observations(messages: Sequence[ChatMessage], keep_turns: int) -> list[ChatMessage]:

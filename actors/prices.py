@@ -25,7 +25,7 @@ from importlib import metadata
 
 import msgspec
 
-from ocactors.actors.models.config import CONFIG_FILE, Price
+from ocactors.actors.models.config import CONFIG_FILE, ModelsConfig, Price
 from ocactors.actors.state import MissionState, Tokens
 from ocactors.events.catalogue import Usage
 
@@ -44,6 +44,12 @@ class PriceBook:
     overrides: Mapping[str, Price] = field(default_factory=dict)
     endpoints: Mapping[str, str] = field(default_factory=dict)
     catalogue: bool = True
+
+    @classmethod
+    def from_config(cls, config: ModelsConfig) -> PriceBook:
+        """The book for a resolved configuration: its ``[prices]`` and each role's endpoint."""
+        endpoints = {role.model: role.base_url for role in config.roles.values()}
+        return cls(overrides=dict(config.prices), endpoints=endpoints)
 
     def cost(self, model: str, usage: Usage) -> float | None:
         """Dollars for ``usage`` at ``model``'s prices, or None when no price is known."""

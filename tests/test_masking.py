@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ocactors.actors.masking import mask_observations, masked_turns
+from ocactors.actors.masking import (
+    DEFAULT_KEEP_TURNS,
+    MaskingTable,
+    mask_observations,
+    masked_turns,
+)
 from ocactors.actors.models import (
     LimiterRegistry,
     RoleConfig,
@@ -246,3 +253,15 @@ def test_compaction_is_judged_on_the_masked_request(tmp_path: Path, workspace: P
 
     assert compactions(3) == 0
     assert compactions(0) >= 1
+
+
+def test_the_masking_table_reads_turns_per_role_and_refuses_nonsense() -> None:
+    table = msgspec.convert({"keep_turns": 4, "roles": {"reviewer": 10}}, MaskingTable)
+    limits = SessionLimits(
+        observation_turns=table.keep_turns, observation_turns_by_role=table.roles
+    )
+    assert (limits.observation_window("worker"), limits.observation_window("reviewer")) == (4, 10)
+    assert SessionLimits().observation_window("worker") == DEFAULT_KEEP_TURNS
+    for bad, words in [({"roles": {"critic": 3}}, "critic"), ({"keep_turns": -1}, "0 (off)")]:
+        with pytest.raises(msgspec.ValidationError, match=re.escape(words)):
+            msgspec.convert(bad, MaskingTable)

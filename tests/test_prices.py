@@ -114,7 +114,9 @@ def test_prices_in_the_config_file_carry_cache_rates(tmp_path: Path) -> None:
     config = resolve_models(tmp_path, env={})
     usage = Usage(prompt_tokens=4, completion_tokens=1, cached_tokens=2, cache_write_tokens=1)
     expected = (1 * 2.0 + 2 * 0.5 + 1 * 2.5 + 1 * 8.0) / MILLION
-    assert PriceBook(overrides=config.prices).cost("m", usage) == pytest.approx(expected)
+    book = PriceBook.from_config(config)
+    assert book.cost("m", usage) == pytest.approx(expected)
+    assert book.endpoints == {"m": "http://127.0.0.1:9/v1"}
 
 
 # --- sums: the meter, the fold, the words -------------------------------------------------
