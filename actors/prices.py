@@ -26,8 +26,8 @@ from importlib import metadata
 import msgspec
 
 from ocactors.actors.models.config import CONFIG_FILE, ModelsConfig, Price
-from ocactors.actors.state import MissionState, Tokens
-from ocactors.events.catalogue import Usage
+from ocactors.actors.state import MissionState, Tokens, add_usage
+from ocactors.events.catalogue import ModelResponded, Record, Usage
 
 CATALOGUE = "genai-prices"
 
@@ -126,11 +126,31 @@ def _catalogue_ref(model: str, base_url: str | None) -> tuple[str, str | None] |
 
 # --- sums over a mission, for the command line ---------------------------------------------
 
+Spend = MissionState | Mapping[str, Tokens]
 
-def role_costs(state: MissionState) -> dict[str, float | None]:
-    """Dollars per role so far (``worker`` covers every worker); None where a role had a
-    turn no price was known for, since its total would be a guess."""
-    return {role: tokens_cost(tokens) for role, tokens in state.tokens.items()}
+
+def tokens_by_role(events: Iterable[Record]) -> dict[str, Tokens]:
+    """Tokens and dollars per role from a mission's events (``worker`` covers every worker).
+
+    For the end-of-mission summary: the state a run returns is the Commander's, which does
+    not fold the sessions' turns; this reads them from the log as ``status`` does.
+    """
+    spent: dict[str, Tokens] = {}
+    for event in events:
+        if isinstance(event, ModelResponded):
+            role = event.actor.split(":", 1)[0] or "unknown"
+            spent[role] = add_usage(spent.get(role, Tokens()), event.usage)
+    return spent
+
+
+def _roles(spend: Spend) -> Mapping[str, Tokens]:
+    return spend.tokens if isinstance(spend, MissionState) else spend
+
+
+def role_costs(spend: Spend) -> dict[str, float | None]:
+    """Dollars per role (a folded state, or :func:`tokens_by_role`); None where a role had
+    a turn no price was known for, since its total would be a guess."""
+    return {role: tokens_cost(tokens) for role, tokens in _roles(spend).items()}
 
 
 def tokens_cost(tokens: Tokens) -> float | None:
@@ -138,15 +158,15 @@ def tokens_cost(tokens: Tokens) -> float | None:
     return None if tokens.unpriced else round(tokens.cost_usd, 6)
 
 
-def mission_cost(state: MissionState) -> float | None:
+def mission_cost(spend: Spend) -> float | None:
     """The mission's dollars so far; None when any turn of any role was unpriced."""
-    costs = role_costs(state).values()
+    costs = role_costs(spend).values()
     return None if None in costs else round(sum(c for c in costs if c is not None), 6)
 
 
-def known_cost(state: MissionState) -> float:
+def known_cost(spend: Spend) -> float:
     """Dollars of the priced turns alone (a lower bound when some were unpriced)."""
-    return round(sum(t.cost_usd for t in state.tokens.values()), 6)
+    return round(sum(t.cost_usd for t in _roles(spend).values()), 6)
 
 
 def usd(amount: float | None) -> str:
@@ -156,23 +176,23 @@ def usd(amount: float | None) -> str:
     return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4f}"
 
 
-def cost_text(state: MissionState) -> str:
+def cost_text(spend: Spend) -> str:
     """The mission's cost for people: ``$0.0123``, or what is known and what is not."""
-    total = mission_cost(state)
+    total = mission_cost(spend)
     if total is not None:
         return usd(total)
-    unpriced = [role for role, t in state.tokens.items() if t.unpriced]
-    known = known_cost(state)
+    unpriced = [role for role, t in _roles(spend).items() if t.unpriced]
+    known = known_cost(spend)
     prefix = f">= {usd(known)}, " if known else ""
     return f"{prefix}no price for {', '.join(unpriced)}"
 
 
-def cost_short(state: MissionState) -> str:
+def cost_short(spend: Spend) -> str:
     """A few characters for a crowded line: ``$0.0123``, ``>=$0.0123`` or ``$?``."""
-    total = mission_cost(state)
+    total = mission_cost(spend)
     if total is not None:
         return usd(total)
-    known = known_cost(state)
+    known = known_cost(spend)
     return f">={usd(known)}" if known else "$?"
 
 

@@ -29,6 +29,7 @@ from ocactors.actors.prices import (
     describe_cost_cap,
     mission_cost,
     role_costs,
+    tokens_by_role,
     usd,
 )
 from ocactors.actors.state import fold_mission
@@ -166,6 +167,8 @@ def test_the_fold_keeps_dollars_per_role_and_says_when_a_total_is_unknown() -> N
     assert state.tokens["worker"].cached == 40
     priced = fold_mission(LOG[:4])
     assert mission_cost(priced) == 0.75 and cost_text(priced) == "$0.7500"
+    assert tokens_by_role(LOG) == dict(state.tokens)  # what the end summary reads
+    assert role_costs(tokens_by_role(LOG)) == role_costs(state)
     assert (usd(None), usd(0.01234), usd(12.5)) == ("$?", "$0.0123", "$12.50")
 
 
