@@ -31,12 +31,22 @@ from ocactors.tools import ShellConfig, WebConfig
 
 @dataclass
 class Meter:
-    """Tokens and cost so far, shared by the sessions (thread-safe), checked before each turn."""
+    """Tokens and dollars so far, shared by the sessions (thread-safe), checked before each turn.
+
+    Dollars are the ones recorded on each turn (``Usage.cost_usd``, priced by the session's
+    :class:`~ocactors.actors.prices.PriceBook`), so ``--max-cost`` works for every model the
+    price table knows without any configuration, and a resumed mission counts what the
+    first run spent.  ``prices`` (model -> dollars per million input, output tokens) prices
+    turns recorded without a figure, e.g. by an older version; turns still unpriced are
+    counted in ``unpriced``.
+    """
 
     prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0
     cost: float = 0.0
+    unpriced: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     _models: dict[str, str] = field(default_factory=dict, repr=False)
@@ -46,16 +56,24 @@ class Meter:
         if isinstance(event, ev.SessionStarted):
             self._models[event.session] = event.model
         elif isinstance(event, ev.ModelResponded):
-            model = self._models.get(event.session, "")
-            self.add(event.usage.prompt_tokens, event.usage.completion_tokens, model)
+            self.add_usage(event.usage, self._models.get(event.session, ""))
+
+    def add_usage(self, usage: ev.Usage, model: str) -> None:
+        """Count one turn: its recorded cost, else ``model``'s price in ``prices``."""
+        cost = usage.cost_usd
+        if cost is None and model in self.prices:
+            price_in, price_out = self.prices[model]
+            cost = (usage.prompt_tokens * price_in + usage.completion_tokens * price_out) / 1e6
+        with self._lock:
+            self.prompt_tokens += usage.prompt_tokens
+            self.completion_tokens += usage.completion_tokens
+            self.cached_tokens += usage.cached_tokens
+            self.cost += cost or 0.0
+            self.unpriced += cost is None
 
     def add(self, prompt: int, completion: int, model: str) -> None:
-        """Count one turn's usage at ``model``'s price (per million tokens)."""
-        price_in, price_out = self.prices.get(model, (0.0, 0.0))
-        with self._lock:
-            self.prompt_tokens += prompt
-            self.completion_tokens += completion
-            self.cost += (prompt * price_in + completion * price_out) / 1_000_000
+        """Count one turn's tokens at ``model``'s price in ``prices`` (per million tokens)."""
+        self.add_usage(ev.Usage(prompt_tokens=prompt, completion_tokens=completion), model)
 
     @property
     def tokens(self) -> int:
@@ -67,7 +85,7 @@ class Meter:
         if settings.max_tokens is not None and self.tokens >= settings.max_tokens:
             return f"max tokens {settings.max_tokens} reached ({self.tokens} used)"
         if settings.max_cost is not None and self.cost >= settings.max_cost:
-            return f"max cost {settings.max_cost:.4f} reached ({self.cost:.4f} spent)"
+            return f"max cost ${settings.max_cost:g} reached (${self.cost:.4f} spent)"
         return None
 
 

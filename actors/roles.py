@@ -7,7 +7,7 @@ checks below; anything else goes back to the model as a tool error it can fix.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -195,14 +195,41 @@ def worker_brief(
     )
 
 
-def reviewer_brief(state: MissionState, session: str, verify_command: str | None) -> SessionBrief:
-    """The reviewer's brief: the goal, what each task says it built, the check to run."""
-    check = f"`{verify_command}`" if verify_command else "(none found; read the code instead)"
+# The reviewer's first prompt stays within REVIEW_BUDGET bytes whatever the mission's size
+# (16 KB at 1,000 tasks): each part has its own cap, and the task list degrades from full
+# lines to short ones to a count.  The reviewer reads the rest with its tools.
+REVIEW_BUDGET = 16 * 1024
+REVIEW_CAPS = {"goal": 1_500, "tasks": 9_000, "diff": 2_000, "checks": 1_500, "findings": 1_500}
+SUMMARY_CHARS = 120
+FILES_SHOWN = 3
+READ_MORE = (
+    "This is an overview, not the work itself: read the files that matter with read_file, "
+    "grep and list_files, and run the checks with run_command before you judge. Do not "
+    "approve from the developers' summaries alone."
+)
+
+
+def reviewer_brief(
+    state: MissionState, session: str, verify_command: str | None, *, diff_stat: str = ""
+) -> SessionBrief:
+    """The reviewer's brief: the goal, a compact list of tasks with their files, the diff
+    stat and the checks, within REVIEW_BUDGET bytes however many tasks there are.
+
+    ``verify_command`` is the project's checks as text: a command (shown as such), or a
+    longer text such as the checks and their result (its end is kept, where failures are).
+    """
+    caps = REVIEW_CAPS
     parts = [
-        f"Goal: {state.goal}",
-        "Tasks and what their developers say they built:\n" + _task_lines(state.tasks.values()),
-        f"The project's checks: {check}",
+        f"Goal: {clip(state.goal, caps['goal'])}",
+        "Tasks (id [files] title: what the developer says they built):\n"
+        + task_overview(list(state.tasks.values()), caps["tasks"]),
     ]
+    if diff_stat.strip():
+        parts.append("Changes (diff stat):\n" + clip(diff_stat.strip(), caps["diff"], tail=True))
+    parts.append(_checks_part(verify_command, caps["checks"]))
+    if state.findings:
+        parts.append("The last review found (check these are fixed):\n" + _findings_text(state))
+    parts.append(READ_MORE)
     return SessionBrief(
         session=session,
         actor="reviewer",
@@ -211,6 +238,94 @@ def reviewer_brief(state: MissionState, session: str, verify_command: str | None
         brief="\n\n".join(parts),
         final=review_tool(),
     )
+
+
+def _checks_part(checks: str | None, cap: int) -> str:
+    text = (checks or "").strip()
+    if not text:
+        return "The project's checks: (none found; read the code instead)"
+    if "\n" not in text and len(text) <= 200:
+        return f"The project's checks: `{text}`"
+    return "The project's checks:\n" + clip(text, cap, tail=True)
+
+
+def _findings_text(state: MissionState) -> str:
+    return clip(_findings(state), REVIEW_CAPS["findings"])
+
+
+def task_overview(tasks: Sequence[TaskState], budget: int) -> str:
+    """Every task in full if that fits ``budget`` bytes; else the tasks that matter most
+    (trouble first, then the latest iteration) in full, then short, then a count."""
+    full = [_full_line(task) for task in tasks]
+    if _size(full) <= budget:
+        return "\n".join(full)
+    order = {id(task): index for index, task in enumerate(tasks)}
+    ranked = sorted(tasks, key=lambda t: (_TROUBLE.get(t.status, 1), -t.iteration, order[id(t)]))
+    chosen: dict[int, str] = {}
+    used, room = 0, budget - 200  # room for the closing count
+    for task in ranked:
+        line = _full_line(task) if used < budget // 2 else _short_line(task)
+        if used + _size([line]) > room:
+            break
+        chosen[order[id(task)]] = line
+        used += _size([line])
+    lines = [chosen[index] for index in sorted(chosen)]
+    rest = [task for task in tasks if order[id(task)] not in chosen]
+    return "\n".join([*lines, _unlisted(rest)] if rest else lines)
+
+
+_TROUBLE = {"failed": 0, "interrupted": 0, "running": 0, "pending": 0}
+
+
+def _full_line(task: TaskState) -> str:
+    note = f": {_one_line(task.summary, SUMMARY_CHARS)}" if task.summary else f" ({task.status})"
+    return f"- {task.spec.id} [{', '.join(task.spec.files)}] {task.spec.title}{note}"
+
+
+def _short_line(task: TaskState) -> str:
+    files = task.spec.files[:FILES_SHOWN]
+    more = f", +{len(task.spec.files) - FILES_SHOWN}" if len(task.spec.files) > FILES_SHOWN else ""
+    status = "" if task.status == "done" else f" ({task.status})"
+    return f"- {task.spec.id} [{', '.join(files)}{more}]{status}"
+
+
+def _unlisted(rest: Sequence[TaskState]) -> str:
+    counts: dict[str, int] = {}
+    for task in rest:
+        counts[task.status] = counts.get(task.status, 0) + 1
+    states = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    folders: dict[str, int] = {}
+    for path in (f for task in rest for f in task.spec.files):
+        folder = path.rsplit("/", 1)[0] + "/" if "/" in path else "./"
+        folders[folder] = folders.get(folder, 0) + 1
+    top = sorted(folders.items(), key=lambda item: (-item[1], item[0]))[:8]
+    where = ", ".join(f"{folder} {n}" for folder, n in top)
+    return (
+        f"- ... and {len(rest)} more tasks ({states}) not listed; their files by folder: "
+        f"{where}. list_files and read_file show their work"
+    )
+
+
+def _size(lines: Iterable[str]) -> int:
+    return sum(len(line.encode()) + 1 for line in lines)
+
+
+def _one_line(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def clip(text: str, limit: int, *, tail: bool = False) -> str:
+    """``text`` within ``limit`` UTF-8 bytes: its start (or its end, with ``tail``) and a
+    note of how much was left out."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    keep = limit - 40
+    cut = data[-keep:] if tail else data[:keep]
+    kept = cut.decode("utf-8", errors="ignore")
+    note = f"[... {len(data) - len(cut):,} bytes left out]"
+    return f"{note}\n{kept}" if tail else f"{kept}\n{note}"
 
 
 def _task_lines(tasks: Any) -> str:

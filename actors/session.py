@@ -14,11 +14,12 @@ client.  Every loop is bounded by :class:`SessionLimits`.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ocactors.actors.compaction import compact
+from ocactors.actors.masking import DEFAULT_KEEP_TURNS, mask_observations
 from ocactors.actors.models import (
     ContextOverflow,
     ModelClient,
@@ -26,6 +27,7 @@ from ocactors.actors.models import (
     RetryInfo,
     estimate_tokens,
 )
+from ocactors.actors.prices import PriceBook
 from ocactors.actors.session_state import SessionState, apply_session, fold_session
 from ocactors.events import catalogue as ev
 from ocactors.events.catalogue import ChatMessage, Event, Record, ToolCall
@@ -78,7 +80,13 @@ class SessionBrief:
 
 @dataclass(frozen=True, slots=True)
 class SessionLimits:
-    """Bounds on every healing loop, so a confused model ends instead of spinning."""
+    """Bounds on every healing loop, so a confused model ends instead of spinning, and what
+    each request may carry.
+
+    ``observation_turns``: tool results of older turns are masked in the request (see
+    :mod:`ocactors.actors.masking`; 0 sends everything), per role in
+    ``observation_turns_by_role``.  ``prices`` puts a dollar figure on each recorded turn.
+    """
 
     max_turns: int = 80
     max_nudges: int = 3
@@ -86,6 +94,13 @@ class SessionLimits:
     max_compactions: int = 4
     keep_recent: int = 8
     window_fill: float = 0.85
+    observation_turns: int = DEFAULT_KEEP_TURNS
+    observation_turns_by_role: Mapping[str, int] = field(default_factory=dict)
+    prices: PriceBook = field(default_factory=PriceBook)
+
+    def observation_window(self, role: str) -> int:
+        """How many recent turns of ``role`` keep their tool results whole."""
+        return self.observation_turns_by_role.get(role, self.observation_turns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +186,7 @@ class AgentSession:
         started = time.perf_counter()
         try:
             reply = self._client.complete(
-                list(self.state.messages),
+                self._request(),
                 self._tools,
                 headers=self._headers(turn),
                 on_retry=lambda info: self._retried(turn, info),
@@ -188,7 +203,7 @@ class AgentSession:
                 session=self.brief.session,
                 turn=turn,
                 message=reply.message,
-                usage=reply.usage,
+                usage=self._limits.prices.priced(self._model, reply.usage),
                 finish_reason=reply.finish_reason,
                 latency_ms=round((time.perf_counter() - started) * 1000, 2),
             )
@@ -221,9 +236,15 @@ class AgentSession:
             )
         )
 
+    def _request(self) -> list[ChatMessage]:
+        """The conversation as sent: the folded messages with old tool results masked, a
+        pure function of the log, so a resumed or rerun session sends the same bytes."""
+        keep = self._limits.observation_window(self.brief.role)
+        return mask_observations(self.state.messages, keep)
+
     def _too_big(self) -> bool:
         budget = self._client.context_window * self._limits.window_fill
-        return estimate_tokens(self.state.messages) > budget
+        return estimate_tokens(self._request()) > budget
 
     def _compact(self, turn: int) -> bool:
         """Replace older turns with a summary; False (and the session failed) if impossible."""

@@ -68,10 +68,18 @@ class SessionInfo(msgspec.Struct, frozen=True):
 
 
 class Tokens(msgspec.Struct, frozen=True):
-    """Token use; ``cost`` is filled by whoever knows the prices."""
+    """Token use and its recorded cost: ``cached`` and ``cache_write`` are parts of
+    ``prompt``; ``cost_usd`` sums the priced turns, ``unpriced`` counts turns whose model had
+    no known price (so a total with unpriced turns is a lower bound, not a figure) of the
+    ``turns`` recorded."""
 
     prompt: int = 0
     completion: int = 0
+    cached: int = 0
+    cache_write: int = 0
+    cost_usd: float = 0.0
+    unpriced: int = 0
+    turns: int = 0
 
     @property
     def total(self) -> int:
@@ -354,9 +362,21 @@ def _model_requested(s: MissionState, e: ev.ModelRequested) -> MissionState:
 
 def _model_responded(s: MissionState, e: ev.ModelResponded) -> MissionState:
     role = e.actor.split(":", 1)[0] or "unknown"
-    old = s.tokens.get(role, Tokens())
-    used = Tokens(old.prompt + e.usage.prompt_tokens, old.completion + e.usage.completion_tokens)
-    return replace(s, tokens={**s.tokens, role: used})
+    return replace(s, tokens={**s.tokens, role: add_usage(s.tokens.get(role, Tokens()), e.usage)})
+
+
+def add_usage(old: Tokens, usage: ev.Usage) -> Tokens:
+    """``old`` plus one turn's usage and its recorded cost."""
+    cost = usage.cost_usd
+    return Tokens(
+        old.prompt + usage.prompt_tokens,
+        old.completion + usage.completion_tokens,
+        old.cached + usage.cached_tokens,
+        old.cache_write + usage.cache_write_tokens,
+        old.cost_usd + (cost or 0.0),
+        old.unpriced + (cost is None),
+        old.turns + 1,
+    )
 
 
 def _tool_called(s: MissionState, e: ev.ToolCalled) -> MissionState:

@@ -169,7 +169,9 @@ class ReviewerActor(SessionActor):
 
     def brief(self, job: RunSession) -> SessionBrief:
         checks = describe_project(self.ctx.workspace, job.state.settings.verify_command)
-        return reviewer_brief(job.state, job.session, checks)
+        history = self.ctx.history
+        stat = history.diff(stat=True) if history is not None else ""
+        return reviewer_brief(job.state, job.session, checks, diff_stat=stat)
 
     def toolbox(self, job: RunSession) -> Toolbox:
         return Toolbox(reviewer_tools(self.ctx.web), self._context(job, None))

@@ -9,9 +9,9 @@ Fitting is decided at each redraw from the console's size, so a resized terminal
 - the task id and state columns never shrink; the files column, then the title/summary give
   way first (at 80 columns the files column is gone, the summary is short);
 - the frame is at most one line shorter than the screen (a frame as tall as the screen
-  scrolls the header away): the header (phase, tasks, tokens, checks, elapsed) always shows,
-  then the task table, the running sessions and the latest events share the rest; a table
-  that does not fit shows its running and most recent rows and a ``+N more`` line.
+  scrolls the header away): the header (phase, tasks, tokens, cost, checks, elapsed) always
+  shows, then the task table, the running sessions and the latest events share the rest; a
+  table that does not fit shows its running and most recent rows and a ``+N more`` line.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.panel import Panel
 from rich.text import Text
 
+from ocactors.actors.prices import cached_share, cost_short
 from ocactors.actors.scheduler import RESUMABLE
 from ocactors.actors.state import MissionState, SessionInfo, TaskState
 from ocactors.missions import active_seconds, clock
@@ -143,10 +144,18 @@ def _header_pieces(state: MissionState, now: float | None) -> list[str]:
         f"tasks {counts['done']}/{len(state.tasks)} done, {counts['running']} running, "
         f"{max(queued, 0)} queued, {counts['failed']} failed",
         f"sessions {len(state.sessions)}",
-        f"tokens {state.total_tokens:,}",
+        _tokens_piece(state),
+        *([f"cost {cost_short(state)}"] if state.tokens else []),
         f"checks {checks}",
         f"elapsed {elapsed(state, now)}",
     ]
+
+
+def _tokens_piece(state: MissionState) -> str:
+    """``tokens 12,345`` and, once a provider cached some, ``(80% cached)``."""
+    share = cached_share(state.tokens.values())
+    cached = f" ({share:.0%} cached)" if share else ""
+    return f"tokens {state.total_tokens:,}{cached}"
 
 
 def _task_lines(state: MissionState, width: int, room: int, now: float | None) -> list[Text]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ocactors.actors.prices import usd
 from ocactors.events import catalogue as ev
 from ocactors.events.catalogue import Event, UnknownEvent, event_type
 
@@ -93,9 +94,16 @@ def _verify(e: ev.VerifyFinished) -> str:
 
 
 def _responded(e: ev.ModelResponded) -> str:
+    """``turn 3: read_file (1234 tok, 80% cached, $0.0012, 540 ms)``."""
     calls = ", ".join(c.name for c in e.message.tool_calls) or _short(e.message.content, 60)
-    used = e.usage.prompt_tokens + e.usage.completion_tokens
-    return f"turn {e.turn}: {calls} ({used} tok, {e.latency_ms:.0f} ms)"
+    usage = e.usage
+    notes = [f"{usage.prompt_tokens + usage.completion_tokens} tok"]
+    if usage.cached_tokens and usage.prompt_tokens:
+        notes.append(f"{usage.cached_tokens * 100 // usage.prompt_tokens}% cached")
+    if usage.cost_usd is not None:
+        notes.append(usd(usage.cost_usd))
+    notes.append(f"{e.latency_ms:.0f} ms")
+    return f"turn {e.turn}: {calls} ({', '.join(notes)})"
 
 
 _WRITERS: dict[type, Callable[[Any], str]] = {

@@ -20,6 +20,7 @@ import httpx
 from ocactors.actors.context import Meter, MissionContext
 from ocactors.actors.mission import BaselineRecorder, Conditions, MissionRun
 from ocactors.actors.models import ROLES, LimiterRegistry, ModelClient, RoleConfig, build_client
+from ocactors.actors.session import SessionLimits
 from ocactors.actors.state import MissionState
 from ocactors.common import exit_code_for
 from ocactors.events import DEFAULT_SECRET_ENV_VARS, Journal, MissionPaths, Redactor
@@ -43,6 +44,7 @@ class Launch:
     prices: Mapping[str, tuple[float, float]]
     view: View
     conditions: Conditions = field(default_factory=Conditions)
+    limits: SessionLimits = field(default_factory=SessionLimits)
     secrets: tuple[str, ...] = ()
     """The keys sent to providers: the journal redacts them whatever their shape."""
 
@@ -61,6 +63,7 @@ def run_logged_mission(
         web=launch.web,
         http=launch.http,
         meter=Meter(prices=dict(launch.prices)),
+        limits=launch.limits,
         on_before_write=BaselineRecorder(launch.workspace, paths.baseline),
     )
     with _signals() as interrupted:  # before prepare: an early Ctrl-C is a stop, not a crash

@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 import msgspec
 
+from ocactors.actors.masking import MaskingTable
 from ocactors.actors.mission import Conditions
 from ocactors.actors.models import (
     ConfigError,
@@ -41,7 +42,9 @@ from ocactors.actors.models import (
     preflight,
     resolve_models,
 )
+from ocactors.actors.prices import PriceBook, describe_cost_cap
 from ocactors.actors.project import project_environment
+from ocactors.actors.session import SessionLimits
 from ocactors.common import UsageError
 from ocactors.launch import Launch
 from ocactors.tools import (
@@ -84,6 +87,7 @@ class Extras(msgspec.Struct, frozen=True, kw_only=True):
 
     limits: Limits = Limits()
     tools: ToolSettings = ToolSettings()
+    masking: MaskingTable = MaskingTable()
 
 
 def add_command_flags(parser: argparse.ArgumentParser) -> None:
@@ -121,7 +125,9 @@ def read_extras(workspace: Path) -> Extras:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise UsageError(f"{path}: {error}") from None
     try:
-        return msgspec.convert({k: v for k, v in data.items() if k in ("limits", "tools")}, Extras)
+        return msgspec.convert(
+            {k: v for k, v in data.items() if k in ("limits", "tools", "masking")}, Extras
+        )
     except msgspec.ValidationError as error:
         raise UsageError(f"{path}: {error}") from None
 
@@ -163,6 +169,11 @@ def launch_for(workspace: Path, args: argparse.Namespace, view: View) -> Launch:
         print(f"model {role.describe()}", file=sys.stderr)
     print(sandbox_banner(shell.sandbox, shell.network), file=sys.stderr)
     print(f"project: {conditions.environment}", file=sys.stderr)
+    book = PriceBook.from_config(config)
+    models = {name: role.model for name, role in config.roles.items()}
+    cap = describe_cost_cap(models, getattr(args, "max_cost", None), book)
+    if cap is not None:
+        print(cap, file=sys.stderr)
     shell = dataclasses.replace(shell, env_strip=_key_variables(config))
     return Launch(
         workspace=workspace,
@@ -178,6 +189,11 @@ def launch_for(workspace: Path, args: argparse.Namespace, view: View) -> Launch:
         ),
         prices=config.price_table(),
         view=view,
+        limits=SessionLimits(
+            observation_turns=extras.masking.keep_turns,
+            observation_turns_by_role=dict(extras.masking.roles),
+            prices=book,
+        ),
     )
 
 

@@ -71,11 +71,20 @@ class ChatMessage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
 
 
 class Usage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Tokens a model turn used; ``estimated`` when the provider did not say."""
+    """Tokens a model turn used; ``estimated`` when the provider did not say.
+
+    ``prompt_tokens`` counts every input token; ``cached_tokens`` (read from the provider's
+    prompt cache) and ``cache_write_tokens`` (written to it) are parts of it, priced apart.
+    ``cost_usd`` is the turn's price in dollars as computed when it was recorded (None: no
+    price known for the model), so a replay reads the same figure the live run showed.
+    """
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     estimated: bool = False
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float | None = None
 
 
 class TaskSpec(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

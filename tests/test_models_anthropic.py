@@ -49,7 +49,15 @@ def http() -> Iterator[httpx.Client]:
 
 
 def client(http: httpx.Client, url: str, stream: bool) -> AnthropicClient:
-    return AnthropicClient(http, base_url=url, api_key=SECRET, model="claude-test", stream=stream)
+    """Without cache breakpoints, so bodies compare plainly (tests/test_cache_usage.py has them)."""
+    return AnthropicClient(
+        http,
+        base_url=url,
+        api_key=SECRET,
+        model="claude-test",
+        stream=stream,
+        cache_breakpoints=False,
+    )
 
 
 def test_request_shape(http: httpx.Client, server: ScriptedModelServer) -> None:

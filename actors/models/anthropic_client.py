@@ -47,6 +47,7 @@ FINISH_REASONS = {
     "tool_use": "tool_calls",
     "max_tokens": "length",
 }
+EPHEMERAL = {"type": "ephemeral"}
 THINKING_TYPES = frozenset({"thinking", "redacted_thinking"})
 STREAM_ERRORS: dict[str, tuple[type[ModelError], int | None]] = {
     "rate_limit_error": (RateLimited, 429),
@@ -181,6 +182,25 @@ def to_anthropic(messages: list[ChatMessage]) -> tuple[str, list[dict[str, Any]]
     return system, turns
 
 
+def with_breakpoints(
+    system: str, turns: list[dict[str, Any]], tools: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """``cache_control`` breakpoints on the prefix that repeats: the end of the system prompt
+    (which caches the tools before it), the end of the first user turn (the brief), and the
+    end of the last user turn (so the next request reads the conversation so far from the
+    cache). Three of Anthropic's four; the blocks marked are copies, the inputs are kept."""
+    blocks = [{"type": "text", "text": system, "cache_control": EPHEMERAL}] if system else []
+    if not system and tools:
+        tools = [*tools[:-1], {**tools[-1], "cache_control": EPHEMERAL}]
+    users = [i for i, turn in enumerate(turns) if turn["role"] == "user"]
+    marked = list(turns)
+    for index in sorted({users[0], users[-1]} if users else set()):
+        content = list(marked[index]["content"])
+        content[-1] = {**content[-1], "cache_control": EPHEMERAL}
+        marked[index] = {**marked[index], "content": content}
+    return blocks, marked, tools
+
+
 def to_anthropic_tool(tool: dict[str, Any]) -> dict[str, Any]:
     """An OpenAI function tool as an Anthropic tool (Anthropic-shaped tools pass through)."""
     if "input_schema" in tool:
@@ -210,7 +230,12 @@ def reply_usage(usage: _Usage | None, messages: list[ChatMessage], reply: ChatMe
             completion_tokens=estimate_tokens([reply]),
             estimated=True,
         )
-    return Usage(prompt_tokens=prompt_tokens(usage), completion_tokens=usage.output_tokens or 0)
+    return Usage(
+        prompt_tokens=prompt_tokens(usage),
+        completion_tokens=usage.output_tokens or 0,
+        cached_tokens=usage.cache_read_input_tokens or 0,
+        cache_write_tokens=usage.cache_creation_input_tokens or 0,
+    )
 
 
 def thinking_block(block: _Block) -> dict[str, Any]:
@@ -366,6 +391,7 @@ class AnthropicClient:
         timeout: float = DEFAULT_TIMEOUT_S,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         thinking_budget: int | None = None,
+        cache_breakpoints: bool = True,
     ) -> None:
         self._http = http
         root = base_url.rstrip("/")
@@ -378,6 +404,7 @@ class AnthropicClient:
         self._timeout = timeout_for(timeout)
         self.max_tokens = max_tokens
         self.thinking_budget = thinking_budget
+        self.cache_breakpoints = cache_breakpoints
 
     @property
     def model(self) -> str:
@@ -393,20 +420,24 @@ class AnthropicClient:
     def request_body(
         self, messages: list[ChatMessage], tools: list[dict[str, Any]]
     ) -> dict[str, Any]:
-        """The JSON body of a Messages request."""
+        """The JSON body of a Messages request: what stays the same from turn to turn first
+        (options, tools, system), the conversation last, with cache breakpoints."""
         system, turns = to_anthropic(messages)
+        converted = [to_anthropic_tool(t) for t in tools]
         body: dict[str, Any] = {
             "model": self._model,
             "max_tokens": self.max_tokens,
-            "messages": turns,
             "stream": self.stream,
         }
-        if system:
-            body["system"] = system
-        if tools:
-            body["tools"] = [to_anthropic_tool(t) for t in tools]
         if self.thinking_budget:
             body["thinking"] = {"type": "enabled", "budget_tokens": self.thinking_budget}
+        if self.cache_breakpoints:
+            blocks, turns, converted = with_breakpoints(system, turns, converted)
+        if converted:
+            body["tools"] = converted
+        if system:
+            body["system"] = blocks if self.cache_breakpoints else system
+        body["messages"] = turns
         return body
 
     def complete(

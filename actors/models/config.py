@@ -40,9 +40,11 @@ stay out of files)::
     model = "o3"
     timeout_s = 900
 
-    [prices."gpt-4.1-mini"]        # dollars per million tokens
-    input_per_mtok = 0.40
+    [prices."gpt-4.1-mini"]        # dollars per million tokens, over the bundled
+    input_per_mtok = 0.40          # genai-prices table (see ocactors.actors.prices)
     output_per_mtok = 1.60
+    cached_input_per_mtok = 0.10   # optional: cache reads (default: the input rate)
+    cache_write_per_mtok = 0.40    # optional: cache writes (default: the input rate)
 """
 
 from __future__ import annotations
@@ -77,15 +79,27 @@ class ConfigError(Exception):
 
 
 class Price(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Dollars per million tokens."""
+    """Dollars per million tokens; cached prompt tokens at their own rates when given
+    (unset, they cost what other input tokens cost)."""
 
     input_per_mtok: float = 0.0
     output_per_mtok: float = 0.0
+    cached_input_per_mtok: float | None = None
+    cache_write_per_mtok: float | None = None
 
     def cost(self, usage: Usage) -> float:
-        """What a turn with ``usage`` cost."""
-        spent = usage.prompt_tokens * self.input_per_mtok
+        """What a turn with ``usage`` cost; cache reads and writes are parts of the prompt."""
+        cached = min(usage.cached_tokens, usage.prompt_tokens)
+        written = min(usage.cache_write_tokens, usage.prompt_tokens - cached)
+        plain = usage.prompt_tokens - cached - written
+        read_rate = _or(self.cached_input_per_mtok, self.input_per_mtok)
+        write_rate = _or(self.cache_write_per_mtok, self.input_per_mtok)
+        spent = plain * self.input_per_mtok + cached * read_rate + written * write_rate
         return (spent + usage.completion_tokens * self.output_per_mtok) / 1_000_000
+
+
+def _or(rate: float | None, default: float) -> float:
+    return default if rate is None else rate
 
 
 class Layer(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

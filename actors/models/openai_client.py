@@ -87,9 +87,17 @@ class _Choice(msgspec.Struct):
     finish_reason: str | None = None
 
 
+class _PromptDetails(msgspec.Struct):
+    cached_tokens: int | None = None
+    cache_write_tokens: int | None = None  # OpenRouter
+
+
 class _Usage(msgspec.Struct):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    prompt_tokens_details: _PromptDetails | None = None
+    prompt_cache_hit_tokens: int | None = None  # DeepSeek
+    cached_tokens: int | None = None  # Moonshot
 
 
 class _Groq(msgspec.Struct):
@@ -150,16 +158,18 @@ def request_body(
     stream: bool,
     echo_reasoning: bool = True,
 ) -> dict[str, Any]:
-    """The JSON body of a chat completion request."""
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": [to_openai_message(m, echo_reasoning=echo_reasoning) for m in messages],
-        "stream": stream,
-    }
-    if tools:
-        body["tools"] = tools
+    """The JSON body of a chat completion request.
+
+    What stays the same from turn to turn comes first (model, options, tools) and the
+    conversation last, so each request's bytes begin with the previous request's bytes:
+    the shape providers' automatic prefix caches (OpenAI, DeepSeek) reward.
+    """
+    body: dict[str, Any] = {"model": model, "stream": stream}
     if stream:
         body["stream_options"] = {"include_usage": True}
+    if tools:
+        body["tools"] = tools
+    body["messages"] = [to_openai_message(m, echo_reasoning=echo_reasoning) for m in messages]
     return body
 
 
@@ -216,7 +226,21 @@ def usage_of(usage: _Usage | None, messages: list[ChatMessage], reply: ChatMessa
             completion_tokens=estimate_tokens([reply]),
             estimated=True,
         )
-    return Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens or 0)
+    details = usage.prompt_tokens_details or _PromptDetails()
+    return Usage(
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens or 0,
+        cached_tokens=cached_of(usage, details),
+        cache_write_tokens=details.cache_write_tokens or 0,
+    )
+
+
+def cached_of(usage: _Usage, details: _PromptDetails) -> int:
+    """Prompt tokens read from the provider's cache, under whichever name it uses:
+    ``prompt_tokens_details.cached_tokens`` (OpenAI, OpenRouter, xAI, DeepSeek),
+    ``prompt_cache_hit_tokens`` (DeepSeek), ``cached_tokens`` (Moonshot)."""
+    found = (details.cached_tokens, usage.prompt_cache_hit_tokens, usage.cached_tokens)
+    return next((n for n in found if n), 0)
 
 
 def stream_error(

@@ -11,6 +11,7 @@ import msgspec
 from rich.table import Table
 
 from ocactors import summary
+from ocactors.actors.prices import cached_share, cost_text, mission_cost, role_costs, usd
 from ocactors.actors.state import MissionState
 from ocactors.common import EXIT_OK, add_workspace, workspace_of
 from ocactors.events import list_missions
@@ -24,7 +25,7 @@ def register(sub: Any) -> None:
         "ls",
         help="list the missions of this workspace, newest first",
         description="Missions in the workspace, newest first, with their state "
-        "(running, sealed, failed, stopped, crashed), iterations, tasks, tokens, wall time.",
+        "(running, sealed, failed, stopped, crashed), iterations, tasks, tokens, cost, wall time.",
         epilog="example: ocactors ls -C path/to/repo",
     )
     add_workspace(p)
@@ -32,9 +33,10 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run_ls)
     p = sub.add_parser(
         "status",
-        help="one mission in detail: plan, sessions, leases, findings, checks, tokens",
+        help="one mission in detail: plan, sessions, leases, findings, checks, tokens, cost",
         description="The plan with each task's state and session, running sessions, leases, "
-        "the last review findings, the verify result, retries, recoveries and tokens per role.",
+        "the last review findings, the verify result, retries, recoveries, tokens and dollars "
+        "per role.",
         epilog="example: ocactors status 20261125   # an id or a unique prefix",
     )
     p.add_argument("mission", nargs="?", help="mission id or unique prefix (default: newest)")
@@ -53,6 +55,7 @@ def _row(state: MissionState, word: str, mission_id: str) -> dict[str, Any]:
         "tasks_done": done,
         "tasks_total": len(state.tasks),
         "tokens": state.total_tokens,
+        "cost_usd": mission_cost(state),
         "wall_time": wall_time(state),
     }
 
@@ -73,7 +76,7 @@ def run_ls(args: argparse.Namespace) -> int:
         print(f'no missions in {workspace}; start one with `ocactors task "GOAL"`')
         return EXIT_OK
     table = Table(box=None)
-    for column in ("mission", "state", "iter", "tasks", "tokens", "time", "goal"):
+    for column in ("mission", "state", "iter", "tasks", "tokens", "cost", "time", "goal"):
         table.add_column(column, no_wrap=column != "goal")
     for row in rows:
         table.add_row(
@@ -82,6 +85,7 @@ def run_ls(args: argparse.Namespace) -> int:
             str(row["iterations"]),
             f"{row['tasks_done']}/{row['tasks_total']}",
             f"{row['tokens']:,}",
+            usd(row["cost_usd"]),
             row["wall_time"],
             shorten(row["goal"], 60),
         )
@@ -97,14 +101,24 @@ def run_status(args: argparse.Namespace) -> int:
     notes.say(paths, state)
     word = status_word(paths, state)
     if args.json:
-        data = msgspec.to_builtins(state)
-        data["status"] = word
+        data = status_json(state, word)
         data["summary"] = summary.status_json(state, word, paths, workspace)
         print(json.dumps(data))
         return EXIT_OK
     print("\n".join(status_lines(state, word, paths.id)))
     print("\n".join(summary.status_text(state, word, paths, workspace)))
     return EXIT_OK
+
+
+def status_json(state: MissionState, word: str) -> dict[str, Any]:
+    """The folded state as JSON, with ``status`` and dollars: ``cost_usd`` for the mission
+    and each role in ``tokens``, null where a turn had no known price."""
+    data: dict[str, Any] = msgspec.to_builtins(state)
+    data["status"] = word
+    data["cost_usd"] = mission_cost(state)
+    for role, cost in role_costs(state).items():
+        data["tokens"][role]["cost_usd"] = cost
+    return data
 
 
 def status_lines(state: MissionState, word: str, mission_id: str) -> list[str]:
@@ -136,8 +150,18 @@ def status_lines(state: MissionState, word: str, mission_id: str) -> list[str]:
         f"retries {state.retries}, recoveries {state.recoveries}, compactions {state.compactions}"
     )
     tokens = ", ".join(f"{role} {t.total:,}" for role, t in state.tokens.items()) or "none"
-    lines.append(f"tokens: {tokens} (total {state.total_tokens:,})")
+    share = cached_share(state.tokens.values())
+    cached = f", {share:.0%} of the prompt cached" if share else ""
+    lines.append(f"tokens: {tokens} (total {state.total_tokens:,}{cached})")
+    if any(t.unpriced < t.turns for t in state.tokens.values()):
+        lines.append(f"cost: {_costs(state)}")
     return lines
+
+
+def _costs(state: MissionState) -> str:
+    """``$0.0420 (planner $0.0100, worker $0.0300, reviewer $0.0020)``."""
+    roles = ", ".join(f"{role} {usd(cost)}" for role, cost in role_costs(state).items())
+    return f"{cost_text(state)} ({roles})" if roles else cost_text(state)
 
 
 def _checks(state: MissionState) -> str:

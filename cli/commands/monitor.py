@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
         "monitor",
         help="live dashboard of a running mission",
         description="Tasks by state, sessions with their role, step and elapsed time, queue, "
-        "iteration, tokens, and each notable event as it happens. Ends with the mission.",
+        "iteration, tokens, dollars, and each notable event as it happens. Ends with the mission.",
         epilog="example: ocactors monitor            # the newest mission in this directory",
     )
     p.add_argument("mission", nargs="?", help="mission id or unique prefix (default: newest)")
