@@ -10,6 +10,7 @@ are the same path: fold the log, then let the Commander decide.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import shutil
 import threading
@@ -24,6 +25,7 @@ from ocactors.actors.commander import Commander
 from ocactors.actors.context import MissionContext
 from ocactors.actors.history import start_history
 from ocactors.actors.messages import Begin, ControlCommand, Tick
+from ocactors.actors.project import project_environment
 from ocactors.actors.state import MissionState, apply, fold_mission
 from ocactors.events import (
     ControlInbox,
@@ -156,6 +158,9 @@ class MissionRun:
         if ctx.shell.guard is None:
             guard = LeaseGuard(ctx.workspace, paths.root / "shadow")
             ctx.shell = dataclasses.replace(ctx.shell, guard=guard)
+        if ctx.shell.project_env is None:
+            project = functools.partial(project_command_env, ctx.workspace)
+            ctx.shell = dataclasses.replace(ctx.shell, project_env=project)
         leases = LeaseHolder(ctx.shell.guard)
         watchers = [ctx.meter.observe, ctx.sessions.observe, leases.observe, *observers]
         loaded = load_log(ctx.journal.path, watchers)
@@ -257,6 +262,12 @@ class Conditions:
     sandbox: str = "off"
     command_network: bool = False
     environment: str = ""
+
+
+def project_command_env(workspace: Path, base: dict[str, str]) -> dict[str, str]:
+    """The project's own environment over ``base``, looked up per command (a mission may
+    create the project's virtualenv as it goes)."""
+    return project_environment(workspace, os.environ).apply(base)
 
 
 def open_new_mission(

@@ -31,7 +31,7 @@ import httpx
 import msgspec
 
 from ocactors.actors.masking import MaskingTable
-from ocactors.actors.mission import Conditions
+from ocactors.actors.mission import Conditions, project_command_env
 from ocactors.actors.models import (
     ConfigError,
     LimiterRegistry,
@@ -217,14 +217,9 @@ def command_settings(
         result_limit=tools.result_limit,
         sandbox=backend,
         network=network,
-        project_env=functools.partial(_project_env, workspace),
+        project_env=functools.partial(project_command_env, workspace),
     )
     return shell, Conditions(backend or "off", network, project.description)
-
-
-def _project_env(workspace: Path, base: dict[str, str]) -> dict[str, str]:
-    """Looked up per command: a mission may create the project's virtualenv as it goes."""
-    return project_environment(workspace, os.environ).apply(base)
 
 
 def model_keys(config: ModelsConfig) -> tuple[str, ...]:
@@ -246,5 +241,7 @@ def replay_command_settings(workspace: Path) -> tuple[ShellConfig, Conditions]:
     """
     backend = detect_backend("auto")
     project = project_environment(workspace, os.environ)
-    shell = ShellConfig(sandbox=backend, project_env=functools.partial(_project_env, workspace))
+    shell = ShellConfig(
+        sandbox=backend, project_env=functools.partial(project_command_env, workspace)
+    )
     return shell, Conditions(backend or "off", False, project.description)
