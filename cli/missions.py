@@ -23,6 +23,7 @@ from ocactors.events import (
     writer_pid,
 )
 from ocactors.events.catalogue import Record
+from ocactors.snapshots import fold_with_snapshot
 
 
 @dataclass
@@ -63,7 +64,12 @@ def events(paths: MissionPaths, notes: Notes, **filters: object) -> Iterator[Rec
 def fold_all(paths: MissionPaths, until: int | None = None) -> tuple[MissionState, Notes]:
     """The whole mission's state (every actor's events) just after ``until``."""
     notes = Notes()
-    return fold_mission(events(paths, notes, until=until)), notes
+    if until is None:
+        damaged: list[int] = []
+        state = fold_with_snapshot(paths, lambda line_no, reason: damaged.append(line_no))
+        if not damaged:
+            return state, notes
+    return fold_mission(events(paths, notes, until=until)), notes  # says what it skipped
 
 
 def status_word(paths: MissionPaths, state: MissionState) -> str:
