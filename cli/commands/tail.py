@@ -17,11 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from rich.console import Console
-from rich.text import Text
 
 from ocactors.common import EXIT_OK, add_workspace, workspace_of
-from ocactors.describe import line
 from ocactors.events import MissionPaths, encode, follow, writer_pid
 from ocactors.events.catalogue import FINAL_TYPES, Record, event_type
 from ocactors.events.reader import iter_lines
@@ -58,7 +55,11 @@ class Printer:
         self.json = args.json
         self.actors = args.actor
         self.types = set(args.types) if args.types else None
-        self.console = Console(highlight=False) if sys.stdout.isatty() else None
+        self.console: Any = None
+        if sys.stdout.isatty() and not self.json:  # rich only where it is used
+            from rich.console import Console
+
+            self.console = Console(highlight=False)
         self.live = False  # following: each line goes out at once
 
     def __call__(self, event: Record) -> None:
@@ -67,7 +68,12 @@ class Printer:
             return
         if self.json:
             print(encode(event).decode(), flush=self.live)
-        elif self.console is not None:
+            return
+        from ocactors.describe import line
+
+        if self.console is not None:
+            from rich.text import Text
+
             self.console.print(Text(line(event), style=STYLE.get(event_type(event), "")))
         else:
             print(line(event), flush=self.live)

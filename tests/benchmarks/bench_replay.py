@@ -255,10 +255,24 @@ def run_reader(body: str, path: Path) -> tuple[int, float, int]:
     return int(n), float(elapsed), int(rss)
 
 
+def _cli() -> str:
+    cli = Path(sys.executable).parent / "ocactors"
+    return str(cli) if cli.exists() else f"{sys.executable} -m ocactors.cli"
+
+
+def timed_shell(command: str) -> float:
+    """Wall seconds of a shell pipeline (best of 3)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run(command, shell=True, capture_output=True, check=True, timeout=3600)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def timed_cli(*args: str) -> float:
     """Wall seconds of one ``ocactors`` command run as a person would (best of 3)."""
-    cli = Path(sys.executable).parent / "ocactors"
-    command = [str(cli)] if cli.exists() else [sys.executable, "-m", "ocactors.cli"]
+    command = _cli().split()
     best = float("inf")
     for _ in range(3):
         started = time.perf_counter()
@@ -305,6 +319,13 @@ def report(root: Path, events: int, missions: int, per_mission: int) -> None:
     print(
         f"| `ls`, {missions} missions x {per_mission:,} events | {ls_s:.2f} | "
         f"`status` of one of them | {one_status_s:.2f} |"
+    )
+    tail_s = timed_shell(f"{_cli()} tail --json -C {one} | wc -l")
+    cat_s = timed_shell(f"cat {path} | wc -l")
+    pipe = "\\|"
+    print(
+        f"| `tail --json {pipe} wc -l`, {lines:,} events | {tail_s:.2f} "
+        f"| `cat {pipe} wc -l` | {cat_s:.2f} |"
     )
 
 
