@@ -136,7 +136,7 @@ class Journal:
         self._open = _Batch()
         self._inflight: _Batch | None = None
         self._has_work = threading.Event()
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: tuple[Subscriber, ...] = ()  # replaced whole: no copy per append
         self._error: LogUnavailableError | None = None
         self._closed = False
         self._checked_at = 0.0
@@ -207,7 +207,7 @@ class Journal:
                 self._write_now(line)
                 self.durable_seq = stamped.seq
             self.last_seq = stamped.seq
-            for subscriber in list(self._subscribers):
+            for subscriber in self._subscribers:
                 subscriber(stamped)
         return Receipt(self, stamped, batch)
 
@@ -271,12 +271,14 @@ class Journal:
         error for an event already written).  Hand work to an actor with ``tell`` instead.
         """
         with self._lock:
-            self._subscribers.append(callback)
+            self._subscribers = (*self._subscribers, callback)
 
         def unsubscribe() -> None:
             with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
+                remaining = list(self._subscribers)
+                if callback in remaining:
+                    remaining.remove(callback)
+                self._subscribers = tuple(remaining)
 
         return unsubscribe
 
