@@ -38,27 +38,61 @@ _PATTERNS = [
 ]
 
 
-# Whether the (slower) patterns need to run at all.  The gate is exactly "one of these appears
-# in the lower-cased text": sk-, bearer, akia, ghp_, gho_, ghs_, ghu_, ghr_, github_pat_,
-# authorization, x-api-key, api_key, api-key, apikey.  It runs on the encoded bytes: for ASCII,
-# bytes.lower() is str.lower(); the only non-ASCII character whose lower case holds one of these
-# letters next to another is the Kelvin sign (K -> k), which sends the text to the patterns too.
-# Seven scans of the bytes instead of fourteen of a decoded, lower-cased copy.
-_WIDE = (b"sk-", b"bearer", b"akia", b"authorization", b"github_pat_")
-_GITHUB = (b"ghp_", b"gho_", b"ghs_", b"ghu_", b"ghr_")
-_API_KEY = (b"x-api-key", b"api_key", b"api-key", b"apikey")
+# Whether the (slower) patterns need to run at all: exactly when one of these appears in the
+# lower-cased text.
+TRIGGERS = (
+    b"sk-",
+    b"bearer",
+    b"akia",
+    b"ghp_",
+    b"gho_",
+    b"ghs_",
+    b"ghu_",
+    b"ghr_",
+    b"github_pat_",
+    b"authorization",
+    b"x-api-key",
+    b"api_key",
+    b"api-key",
+    b"apikey",
+)
+# A first look that finds each trigger, and only rarely anything else: literal searches that
+# begin with a rare letter, which ``re`` scans for about twice as fast as ``in`` scans for a
+# needle ending in a common one (k- for sk-, kia for akia, zation for authorization, ...).
+_ROUGH = tuple(
+    re.compile(pattern).search
+    for pattern in (
+        rb"k-",
+        rb"bearer",
+        rb"kia",
+        rb"zation",
+        rb"github_pat_",
+        rb"gh[pousr]_",
+        rb"pi[_-]?key",
+    )
+)
 _KELVIN = "\u212a".encode()
 
 
 def may_hold_a_key(raw: bytes) -> bool:
-    """Whether a key-shaped pattern could match ``raw`` (UTF-8); False is the common case."""
+    """Whether a key-shaped pattern could match ``raw`` (UTF-8); False is the common case.
+
+    Exactly the old gate (a trigger in the decoded, lower-cased text), on the encoded bytes:
+    for ASCII, bytes.lower() is str.lower(); the only non-ASCII character whose lower case
+    holds one of these letters next to another is the Kelvin sign (K -> k), which sends the
+    text to the patterns too.
+    """
     lowered = raw.lower()
-    for needle in _WIDE:
-        if needle in lowered:
-            return True
-    if b"gh" in lowered and any(needle in lowered for needle in _GITHUB):
-        return True
-    if b"api" in lowered and any(needle in lowered for needle in _API_KEY):
+    k_dash, bearer, kia, zation, github_pat, gh, pi_key = _ROUGH  # unrolled: the hot path
+    if (
+        k_dash(lowered)
+        or bearer(lowered)
+        or kia(lowered)
+        or zation(lowered)
+        or github_pat(lowered)
+        or gh(lowered)
+        or pi_key(lowered)
+    ) and any(trigger in lowered for trigger in TRIGGERS):
         return True
     return not raw.isascii() and _KELVIN in raw
 
