@@ -13,7 +13,9 @@ import msgspec
 
 from ocactors.events.catalogue import KNOWN_TYPES, AnyEvent, Record, UnknownEvent
 
-_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(AnyEvent)
+KNOWN: msgspec.json.Decoder[Any] = msgspec.json.Decoder(AnyEvent)
+"""The known events alone: raises msgspec's errors; :func:`decode` handles the rest."""
+_decoder = KNOWN
 _generic = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 
