@@ -15,7 +15,6 @@ from ocactors.events.catalogue import KNOWN_TYPES, AnyEvent, Record, UnknownEven
 
 KNOWN: msgspec.json.Decoder[Any] = msgspec.json.Decoder(AnyEvent)
 """The known events alone: raises msgspec's errors; :func:`decode` handles the rest."""
-_decoder = KNOWN
 _generic = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 
@@ -36,7 +35,7 @@ def encode(event: Record) -> bytes:
 def decode(line: bytes) -> Record:
     """One line to an event; raises LineError for anything that is not one."""
     try:
-        return _decoder.decode(line)  # type: ignore[no-any-return]
+        return KNOWN.decode(line)  # type: ignore[no-any-return]
     except msgspec.ValidationError as error:
         return _unknown(line, error)
     except msgspec.DecodeError as error:
