@@ -56,19 +56,16 @@ TRIGGERS = (
     b"api-key",
     b"apikey",
 )
-# A first look that finds each trigger, and only rarely anything else: literal searches that
-# begin with a rare letter, which ``re`` scans for about twice as fast as ``in`` scans for a
-# needle ending in a common one (k- for sk-, kia for akia, zation for authorization, ...).
+# A first look that finds each trigger, and only rarely anything else: four searches, each
+# beginning with a letter that is rare in text, which ``re`` scans for quickly (an alternation
+# of different first letters is 8x slower, ``in`` with a needle ending in a common letter 2x).
 _ROUGH = tuple(
     re.compile(pattern).search
     for pattern in (
-        rb"k-",
+        rb"k(?:-|ia|(?<=pi_k)ey|(?<=pi-k)ey|(?<=pik)ey)",  # sk-, akia, x-api-key, api?key
         rb"bearer",
-        rb"kia",
-        rb"zation",
-        rb"github_pat_",
-        rb"gh[pousr]_",
-        rb"pi[_-]?key",
+        rb"zation",  # authorization
+        rb"g(?:ithub_pat_|h[pousr]_)",
     )
 )
 _KELVIN = "\u212a".encode()
@@ -83,16 +80,10 @@ def may_hold_a_key(raw: bytes) -> bool:
     text to the patterns too.
     """
     lowered = raw.lower()
-    k_dash, bearer, kia, zation, github_pat, gh, pi_key = _ROUGH  # unrolled: the hot path
-    if (
-        k_dash(lowered)
-        or bearer(lowered)
-        or kia(lowered)
-        or zation(lowered)
-        or github_pat(lowered)
-        or gh(lowered)
-        or pi_key(lowered)
-    ) and any(trigger in lowered for trigger in TRIGGERS):
+    k_words, bearer, zation, github = _ROUGH  # unrolled: this is the hot path
+    if (k_words(lowered) or bearer(lowered) or zation(lowered) or github(lowered)) and any(
+        trigger in lowered for trigger in TRIGGERS
+    ):
         return True
     return not raw.isascii() and _KELVIN in raw
 
