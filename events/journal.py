@@ -213,7 +213,8 @@ class Journal:
     def append(self, event: Event, *, actor: str, cause: int | None = None) -> Receipt:
         """Stamp, redact and write (or queue) one event; subscribers see it in seq order."""
         with self._lock:
-            self._refuse_if_broken()
+            if self._closed or self._error is not None:
+                raise self._error or LogUnavailableError(f"{self.path} is closed")
             stamped = msgspec.structs.replace(
                 event,
                 seq=self.last_seq + 1,
@@ -223,36 +224,29 @@ class Journal:
                 cause=cause,
             )
             line, stamped = self._redacted(stamped)
-            batch = self._queue(line, stamped.seq) if self.durability == "batch" else None
-            if batch is None:
-                self._write_now(line)
+            batch: _Batch | None = None
+            if self.durability == "batch":
+                batch = self._open
+                batch.lines.append(line)
+                batch.last_seq = stamped.seq
+                if len(batch.lines) == 1:
+                    self._has_work.set()  # only the first line of a batch wakes the flusher
+            else:
+                self._write_now(line + b"\n")
                 self.durable_seq = stamped.seq
             self.last_seq = stamped.seq
             for subscriber in self._subscribers:
                 subscriber(stamped)
         return Receipt(self, stamped, batch)
 
-    def _refuse_if_broken(self) -> None:
-        if self._closed:
-            raise LogUnavailableError(f"{self.path} is closed")
-        if self._error is not None:
-            raise self._error
-
     def _redacted(self, event: Event) -> tuple[bytes, Event]:
+        """The line to write (without its newline) and the event as written."""
         raw = encode(event)
         clean = self.redactor.line(raw)
         if clean is raw:
-            return raw + b"\n", event
+            return raw, event
         redacted = decode(clean)
-        return clean + b"\n", redacted if isinstance(redacted, Event) else event
-
-    def _queue(self, line: bytes, seq: int) -> _Batch:
-        batch = self._open
-        batch.lines.append(line)
-        batch.last_seq = seq
-        if len(batch.lines) == 1:
-            self._has_work.set()  # only the first line of a batch wakes the flusher
-        return batch
+        return clean, redacted if isinstance(redacted, Event) else event
 
     def _write_now(self, line: bytes) -> None:
         """``always`` and ``never``: write in the appending thread (under the journal lock)."""
@@ -343,7 +337,7 @@ class Journal:
             return batch
 
     def _flush(self, batch: _Batch) -> None:
-        data = b"".join(batch.lines)
+        data = b"\n".join(batch.lines) + b"\n"
         try:
             with self._io:
                 self._check_before_write()
