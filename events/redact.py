@@ -74,10 +74,10 @@ _KELVIN = "\u212a".encode()
 def may_hold_a_key(raw: bytes) -> bool:
     """Whether a key-shaped pattern could match ``raw`` (UTF-8); False is the common case.
 
-    Exactly the old gate (a trigger in the decoded, lower-cased text), on the encoded bytes:
-    for ASCII, bytes.lower() is str.lower(); the only non-ASCII character whose lower case
-    holds one of these letters next to another is the Kelvin sign (K -> k), which sends the
-    text to the patterns too.
+    True whenever a trigger is in the decoded, lower-cased text (the gate redaction always
+    had), worked out on the encoded bytes: for ASCII, bytes.lower() is str.lower(); the only
+    non-ASCII character whose lower case puts one of these letters next to another is the
+    Kelvin sign (K -> k), whose presence sends the text to the patterns as well.
     """
     lowered = raw.lower()
     k_words, bearer, zation, github = _ROUGH  # unrolled: this is the hot path
