@@ -43,42 +43,20 @@ from typing import Literal
 import msgspec
 
 from ocactors.events.catalogue import Event
+from ocactors.events.clock import Clock
+from ocactors.events.clock import utc_now as utc_now  # control.py takes it from here
 from ocactors.events.codec import decode, encode
-from ocactors.events.errors import LogLockedError, LogTamperedError, LogUnavailableError
+from ocactors.events.errors import LogTamperedError, LogUnavailableError
 from ocactors.events.guard import FileGuard
-from ocactors.events.layout import PID_FILE, read_pid
+from ocactors.events.layout import PID_FILE
+from ocactors.events.logfile import lock, open_for_append, unavailable, write_all, write_pid
 from ocactors.events.redact import Redactor
 from ocactors.events.repair import repair
 
 Durability = Literal["always", "batch", "never"]
 Subscriber = Callable[[Event], None]
 TamperCallback = Callable[[LogTamperedError], None]
-LOCK_RETRY_S = 0.2
 NEVER_CHECK_S = 0.001  # durability "never": check the file at most this often (and at flush)
-
-
-class _Clock:
-    """Event timestamps: ISO 8601 UTC with microseconds and a ``Z``, the date part cached.
-
-    Formatting the date once a second makes a stamp ~7x cheaper than ``datetime.isoformat``.
-    Not thread-safe on its own: the journal calls it under its lock.
-    """
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
-
-    def __call__(self) -> str:
-        second, nanos = divmod(time.time_ns(), 1_000_000_000)
-        if second != self._second:
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        return f"{self._prefix}.{nanos // 1000:06d}Z"
-
-
-def utc_now() -> str:
-    """The event timestamp format: ISO 8601 UTC with microseconds and a ``Z``."""
-    return _Clock()()
 
 
 class _Batch:
@@ -151,7 +129,7 @@ class Journal:
         self.durable_seq = 0
         self._fd = fd
         self._guard = FileGuard(path, fd)
-        self._clock = _Clock()
+        self._clock = Clock()
         self._lock = threading.Lock()  # seq order, the open batch, subscribers
         self._io = threading.Lock()  # a write and the guard's idea of the size move together
         self._open = _Batch()
@@ -183,11 +161,11 @@ class Journal:
         path = Path(path)
         if durability not in ("always", "batch", "never"):
             raise ValueError(f"durability must be always, batch or never, not {durability!r}")
-        fd = _open_for_append(path)
+        fd = open_for_append(path)
         try:
-            _lock(fd, path)
+            lock(fd, path)
             last_seq = repair(path, fd)
-            _write_pid(path)
+            write_pid(path)
         except BaseException:
             os.close(fd)
             raise
@@ -253,14 +231,14 @@ class Journal:
         try:
             with self._io:
                 self._check_before_write()
-                _write_all(self._fd, line)
+                write_all(self._fd, line)
                 self._guard.wrote(len(line))
                 if self.durability == "always":
                     os.fdatasync(self._fd)
         except OSError as error:
             # A failed write may have left part of a line: nothing more may follow it.  The
             # next Journal.open moves that torn tail aside.
-            self._error = _unavailable(self.path, error)
+            self._error = unavailable(self.path, error)
             raise self._error from None
 
     def _check_before_write(self) -> None:
@@ -341,11 +319,11 @@ class Journal:
         try:
             with self._io:
                 self._check_before_write()
-                _write_all(self._fd, data)
+                write_all(self._fd, data)
                 self._guard.wrote(len(data))
                 os.fdatasync(self._fd)
         except OSError as error:
-            self._fail(batch, _unavailable(self.path, error))
+            self._fail(batch, unavailable(self.path, error))
             return
         with self._lock:
             self.durable_seq = batch.last_seq
@@ -404,45 +382,3 @@ class Journal:
             fd, self._fd = self._fd, -1
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
-
-
-def _open_for_append(path: Path) -> int:
-    try:
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
-    except FileNotFoundError:
-        folder = path.parent
-        raise LogUnavailableError(
-            f"cannot open {path}: its folder {folder} does not exist"
-        ) from None
-    except OSError as error:
-        raise _unavailable(path, error) from None
-
-
-def _lock(fd: int, path: Path) -> None:
-    deadline = time.monotonic() + LOCK_RETRY_S
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise LogLockedError(path, read_pid(path.parent / PID_FILE)) from None
-            time.sleep(0.02)
-
-
-def _write_pid(path: Path) -> None:
-    try:
-        (path.parent / PID_FILE).write_text(f"{os.getpid()}\n")
-    except OSError as error:
-        raise _unavailable(path.parent / PID_FILE, error) from None
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _unavailable(path: Path, error: OSError) -> LogUnavailableError:
-    return LogUnavailableError(f"cannot write {path}: {error.strerror or error}")
