@@ -1,7 +1,8 @@
 """The event log: the one source of truth of a mission, under ``.opencode/``.
 
 - :mod:`~ocactors.events.catalogue`: every event, one tagged union;
-- :class:`Journal`: the single writer (lock, durability, redaction, torn-tail repair);
+- :class:`Journal`: the single writer (lock, group commit, redaction, torn-tail repair, and a
+  guard that notices anyone else changing the file);
 - :func:`read_events`, :func:`fold`, :func:`state_at`, :func:`follow`: reading, rebuilding
   state, time travel and following a live log, without ever blocking the writer;
 - layout and control: where missions live and how other processes talk to one.
@@ -24,6 +25,7 @@ from ocactors.events.errors import (
     CorruptLogError,
     EventLogError,
     LogLockedError,
+    LogTamperedError,
     LogUnavailableError,
     MissionNotFoundError,
 )
@@ -57,6 +59,7 @@ __all__ = [
     "EventLogError",
     "Journal",
     "LogLockedError",
+    "LogTamperedError",
     "LogUnavailableError",
     "MissionNotFoundError",
     "MissionPaths",

@@ -13,7 +13,8 @@ import msgspec
 
 from ocactors.events.catalogue import KNOWN_TYPES, AnyEvent, Record, UnknownEvent
 
-_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(AnyEvent)
+KNOWN: msgspec.json.Decoder[Any] = msgspec.json.Decoder(AnyEvent)
+"""The known events alone: raises msgspec's errors; :func:`decode` handles the rest."""
 _generic = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 
@@ -34,7 +35,7 @@ def encode(event: Record) -> bytes:
 def decode(line: bytes) -> Record:
     """One line to an event; raises LineError for anything that is not one."""
     try:
-        return _decoder.decode(line)  # type: ignore[no-any-return]
+        return KNOWN.decode(line)  # type: ignore[no-any-return]
     except msgspec.ValidationError as error:
         return _unknown(line, error)
     except msgspec.DecodeError as error:

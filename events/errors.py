@@ -6,6 +6,7 @@
     ├── LogLockedError          another process is the log's writer (names its pid)
     ├── CorruptLogError         a complete line in the middle is not a valid event
     ├── LogUnavailableError     missing or unreadable folder, read-only disk
+    │   └── LogTamperedError    the log was changed by another process than its writer
     ├── MissionNotFoundError    no mission matches the id or prefix
     └── AmbiguousMissionError   a prefix matches several missions
 """
@@ -49,3 +50,22 @@ class MissionNotFoundError(EventLogError):
 
 class AmbiguousMissionError(EventLogError):
     """A prefix matches more than one mission."""
+
+
+class LogTamperedError(LogUnavailableError):
+    """Someone else than the writer truncated, replaced or wrote into the log.
+
+    The writer can no longer vouch for the file, so it refuses every append but a final event
+    (which says why the mission ended).  ``how`` is one of ``truncated``, ``appended``,
+    ``replaced`` or ``deleted``; :data:`REASON` is the reason a mission stops with.
+    """
+
+    REASON = "log-tampered"
+
+    def __init__(self, path: Path, how: str, detail: str) -> None:
+        super().__init__(
+            f"{path} was changed by another process: {detail}; only its writer may change it"
+        )
+        self.path = path
+        self.how = how
+        self.detail = detail

@@ -184,3 +184,40 @@ def test_a_stop_event_ends_a_waiting_follower_within_100_ms(
     stop.set()
     assert ended.wait(2)
     assert time.monotonic() - started < 0.1
+
+
+PACED = """
+import sys, time
+from pathlib import Path
+from ocactors.events import Journal
+from ocactors.events import catalogue as ev
+with Journal.open(Path(sys.argv[1]), mission="m", durability="never") as journal:
+    time.sleep(0.3)  # the follower is watching by now
+    for i in range(30):
+        journal.append(ev.IterationStarted(iteration=i), actor="c")
+        print(time.time(), flush=True)
+        time.sleep(0.02)
+"""
+
+
+def test_an_append_in_another_process_is_seen_within_milliseconds(paths: MissionPaths) -> None:
+    """The default debounce is a few ms, and nothing waits for a periodic re-check."""
+    seen: dict[int, float] = {}
+    stop = threading.Event()
+
+    def run() -> None:
+        for event in follow(paths.events, stop_event=stop):
+            seen[event.seq] = time.time()
+            if len(seen) == 30:
+                return
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    done = subprocess.run(
+        [sys.executable, "-c", PACED, str(paths.events)], capture_output=True, text=True, timeout=30
+    )
+    thread.join(timeout=10)
+    stop.set()
+    sent = [float(t) for t in done.stdout.split()]
+    delays = sorted(seen[seq] - sent[seq - 1] for seq in range(1, 31))
+    assert delays[15] < 0.010, delays

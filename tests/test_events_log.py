@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import tracemalloc
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +190,31 @@ def test_the_envelope_is_stamped_by_the_journal(paths: MissionPaths) -> None:
         first = journal.append(ev.IterationStarted(iteration=1), actor="planner").event
         second = journal.append(ev.IterationStarted(iteration=2), actor="x", cause=1).event
     assert (first.seq, first.mission, first.actor, second.cause) == (1, "m-1", "planner", 1)
-    assert first.ts.endswith("Z") and first.ts < second.ts
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", first.ts)
+    assert first.ts < second.ts
+    stamped = datetime.fromisoformat(first.ts.replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - stamped).total_seconds()) < 5
+
+
+def test_fifty_waiting_producers_each_see_their_own_event_durable(paths: MissionPaths) -> None:
+    answers: list[bool] = []
+
+    def produce() -> None:
+        for i in range(20):
+            receipt = journal.append(ev.IterationStarted(iteration=i), actor="w")
+            answers.append(receipt.wait(timeout=10) and receipt.seq <= journal.durable_seq)
+
+    with Journal.open(paths.events, mission="m") as journal:
+        threads = [threading.Thread(target=produce) for _ in range(50)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        journal.append(ev.IterationStarted(iteration=0), actor="x")  # queued, not waited for
+        closing = time.monotonic()
+    assert time.monotonic() - closing < 2.0  # close writes what is queued and returns
+    assert answers == [True] * 1000
+    assert [e.seq for e in read_events(paths.events)] == list(range(1, 1002))
 
 
 # --- repair and bad input ---------------------------------------------------------------
