@@ -185,15 +185,23 @@ class MissionRun:
         while not self.finished.wait(self.ctx.tick_s):
             for command in inbox.poll():
                 commander.tell(command)
-            why = "" if stop_sent else interrupted()
-            if why:
+            stop = None if stop_sent else self._reason_to_stop(interrupted)
+            if stop is not None:
                 stop_sent = True
-                args = {"reason": "interrupted", "detail": why}
-                commander.tell(ControlCommand(command="stop", args=args, pid=os.getpid()))
+                commander.tell(ControlCommand(command="stop", args=stop, pid=os.getpid()))
             commander.tell(Tick())
             if not commander.is_alive() and not self.finished.is_set():
                 commander = self._replace_commander()
         return self._shutdown(commander)
+
+    def _reason_to_stop(self, interrupted: Callable[[], str]) -> dict[str, str] | None:
+        """A signal (its name in the detail), or a log someone else changed: stop at once."""
+        tampered = self.ctx.journal.check()
+        if tampered is not None:
+            detail = f"the log was changed by someone else ({tampered.how}): {tampered}"
+            return {"reason": tampered.REASON, "detail": detail}
+        why = interrupted()
+        return {"reason": "interrupted", "detail": why} if why else None
 
     def _begin_history(self) -> None:
         """Baseline (or carry on) the mission's history before any session can write."""

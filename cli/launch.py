@@ -53,6 +53,8 @@ def run_logged_mission(
     launch: Launch, paths: MissionPaths, journal: Journal, *, announce: bool = True
 ) -> int:
     """Fold the log, run the mission to a final event with the view on; the exit code."""
+    for key in launch.secrets:  # whatever their shape or source, keys never reach the log
+        journal.redactor.add_secret(key)
     ctx = MissionContext(
         mission=paths.id,
         workspace=launch.workspace,

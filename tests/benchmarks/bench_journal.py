@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_replay import MissionWriter  # noqa: E402
+from bench_replay import MissionWriter  # type: ignore[import-not-found]  # noqa: E402
 
 from ocactors.events import Journal, create_mission_dir, encode, follow  # noqa: E402
 from ocactors.events import catalogue as ev  # noqa: E402
