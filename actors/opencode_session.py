@@ -23,6 +23,7 @@ questions of our sessions are rejected (nobody is there to answer them).
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -443,7 +444,8 @@ def _error_text(properties: dict[str, Any]) -> str:
         return "error"
     data = error.get("data")
     message = data.get("message") if isinstance(data, dict) else None
-    return f"{error.get('name', 'error')}: {message}" if message else str(error.get("name"))
+    first = str(message).strip().splitlines()[0][:300] if message else ""
+    return f"{error.get('name', 'error')}: {first}" if first else str(error.get("name"))
 
 
 def violation(report: LeaseReport) -> str:
@@ -468,6 +470,7 @@ class EventFeed:
         self._wake = threading.Event()
         self._closed = threading.Event()
         self._client: httpx.Client | None = None
+        self._response: httpx.Response | None = None
         self._thread = threading.Thread(target=self._listen, name="opencode-events", daemon=True)
         self.errors: list[tuple[str, str]] = []
         """(OpenCode session id, text) of each ``session.error`` seen."""
@@ -484,9 +487,18 @@ class EventFeed:
         tb: TracebackType | None,
     ) -> None:
         self._closed.set()
+        self._hang_up()
+        self._thread.join(timeout=1.0)
         if self._client is not None:
             self._client.close()
-        self._thread.join(timeout=1.0)
+
+    def _hang_up(self) -> None:
+        """Shut the stream's socket: the only way to end a read blocked in another thread."""
+        stream = self._response.extensions.get("network_stream") if self._response else None
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def wait(self, timeout: float) -> None:
         """Until an event arrives or ``timeout`` passes."""
@@ -503,6 +515,7 @@ class EventFeed:
         assert self._client is not None
         params = {"directory": self._directory}
         with self._client.stream("GET", "/event", params=params) as response:
+            self._response = response
             for line in response.iter_lines():
                 if self._closed.is_set():
                     return
