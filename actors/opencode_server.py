@@ -104,7 +104,6 @@ class OpenCodeServer:
         self._process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
-        self._http: httpx.Client | None = None
 
     # --- lifetime ----------------------------------------------------------------------
 
@@ -136,8 +135,6 @@ class OpenCodeServer:
     def stop(self) -> None:
         """Stop the server this process started (its whole process group); idempotent."""
         self._stopping.set()
-        if self._http is not None:
-            self._http.close()
         process = self._process
         if process is not None and process.poll() is None:
             _end_group(process)
@@ -162,14 +159,11 @@ class OpenCodeServer:
 
     # --- talking to it -----------------------------------------------------------------
 
-    def http(self) -> httpx.Client:
-        """The shared client for short requests (thread-safe), with auth and base URL."""
-        if self._http is None:
-            self._http = self.client(timeout=30.0)
-        return self._http
-
     def client(self, *, timeout: float | httpx.Timeout) -> httpx.Client:
-        """A new client for this server (the event stream needs its own connection)."""
+        """A new client for this server, with its base URL and password; close it after use.
+
+        Each session has its own (one client shared by threads leaked connections under load).
+        """
         return httpx.Client(base_url=self.url, auth=self._auth, timeout=timeout, trust_env=False)
 
     def alive(self) -> bool:

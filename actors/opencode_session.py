@@ -83,6 +83,7 @@ class OpenCodeOptions:
     answer_grace_s: float = 30.0
     abort_timeout_s: float = 10.0
     max_transport_errors: int = 10
+    request_timeout_s: float = 30.0
     result_limit: int = 20_000
 
     @property
@@ -151,14 +152,19 @@ class OpenCodeSession:
         self._file_nudges = oc.nudges_for_files(events)
         self._family: set[str] = set()
         self._feed: EventFeed | None = None
+        self._http: httpx.Client | None = None
 
     # --- the outline -------------------------------------------------------------------
 
     def run(self) -> SessionOutcome:
         """Run (or re-attach to) the OpenCode session until it ends; raises SessionInterrupted."""
         if not self.state.ended:
-            with EventFeed(self._server, str(self._root)) as feed:
-                self._feed = feed
+            timeout = self._options.request_timeout_s
+            with (
+                self._server.client(timeout=timeout) as http,
+                EventFeed(self._server, str(self._root)) as feed,
+            ):
+                self._http, self._feed = http, feed
                 ending = self._guarded()
             self._end(ending)
         return SessionOutcome(self.state.result, self.state.failure, self.state)
@@ -373,7 +379,8 @@ class OpenCodeSession:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         params = {"directory": str(self._root)}
-        response = self._server.http().request(method, path, params=params, **kwargs)
+        assert self._http is not None, "only while the session runs"
+        response = self._http.request(method, path, params=params, **kwargs)
         if response.status_code >= 400:
             raise OpenCodeError(
                 f"OpenCode {method} {path} answered {response.status_code}: {response.text[:300]}"
@@ -381,8 +388,9 @@ class OpenCodeSession:
         return response
 
     def _exists(self, session_id: str) -> bool:
+        assert self._http is not None, "only while the session runs"
         params = {"directory": str(self._root)}
-        response = self._server.http().get(f"/session/{session_id}", params=params)
+        response = self._http.get(f"/session/{session_id}", params=params)
         return response.status_code == 200
 
     def _messages(self) -> list[oc.OcMessage]:

@@ -13,9 +13,10 @@ import os
 import re
 import shutil
 import signal
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,7 +25,9 @@ from typing import Any
 import pytest
 
 from ocactors.actors.models import ScriptedModelServer, Turn
+from ocactors.actors.models.playbook import Playbook, TaskPlay, Verdict
 from ocactors.actors.models.scripted import ScriptedRequest
+from ocactors.actors.models.scripted_script import ScriptEntry, choose_turn
 from ocactors.actors.opencode_server import (
     OpenCodeNotFound,
     OpenCodeServer,
@@ -48,8 +51,9 @@ from ocactors.actors.session import (
 from ocactors.actors.session_state import fold_session
 from ocactors.events import Journal, create_mission_dir, read_events
 from ocactors.events import catalogue as ev
-from ocactors.events.catalogue import Event, Record
+from ocactors.events.catalogue import Event, MissionSettings, Record
 from ocactors.tools import LeaseGuard, Toolbox, ToolContext, Workspace
+from tests._mission_helpers import MissionHarness
 
 OPENCODE = shutil.which("opencode")
 pytestmark = [
@@ -70,11 +74,15 @@ class Model:
     """The scripted model: per task id, a function from the step number (0-based) to a Turn."""
 
     scripts: dict[str, Script] = field(default_factory=dict)
+    ocactors: Mapping[str, ScriptEntry] = field(default_factory=dict)
+    """What ocactors' own sessions (planner, reviewer) are answered: they send their actor."""
     asked: dict[str, int] = field(default_factory=dict)
     answered: dict[tuple[str, int], threading.Event] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, request: ScriptedRequest) -> Turn:
+        if "x-ocactors-actor" in request.headers:
+            return choose_turn(self.ocactors, request)
         task = next((m[1] for m in map(TASK.search, _texts(request)) if m), "?")
         step = sum(m.role == "assistant" for m in request.messages)
         with self.lock:
@@ -175,8 +183,8 @@ class Harness:
         return list(read_events(self.journal.path))
 
     def opencode(self, path: str) -> Any:
-        params = {"directory": str(self.root)}
-        return self.server.http().get(path, params=params).json()
+        with self.server.client(timeout=10) as http:
+            return http.get(path, params={"directory": str(self.root)}).json()
 
 
 def brief(root: Path, task: str, files: list[str]) -> SessionBrief:
@@ -214,6 +222,15 @@ def harness(
 
 def write(root: Path, name: str, content: str) -> tuple[str, dict[str, str]]:
     return ("write", {"filePath": str(root / name), "content": content})
+
+
+def writes_then_answers(root: Path, name: str, text: str) -> Script:
+    """Step 0 writes ``name`` with OpenCode's ``write`` tool, step 1 answers ``Wrote name.``."""
+
+    def play(step: int) -> Turn:
+        return [Turn(tool_calls=[write(root, name, text)]), Turn(f"Wrote {name}.")][step]
+
+    return play
 
 
 def kinds(events: list[Record]) -> list[str]:
@@ -520,3 +537,39 @@ def test_a_serve_that_dies_mid_session_is_a_clear_error(
             with pytest.raises(OpenCodeServerDied, match=r"exited with code -9.*ocactors resume"):
                 session.run()
         assert noticed.wait(5) and "exited" in died[0]
+
+
+# --- a whole mission ----------------------------------------------------------------------
+
+
+def test_a_mission_seals_with_its_workers_run_as_opencode_sessions(
+    tmp_path: Path, server: OpenCodeServer, model: tuple[Model, ScriptedModelServer]
+) -> None:
+    script, scripted = model
+    root = server.workspace / "mission"
+    root.mkdir()
+    files = {"M1": ("calc.py", "def add(a, b):\n    return a + b\n"), "M2": ("notes.txt", "ok\n")}
+    check = f"{sys.executable} -c 'import calc; assert calc.add(2, 3) == 5'"
+    plan = [TaskPlay(task, {name: text}) for task, (name, text) in files.items()]
+    script.ocactors = Playbook([plan], [Verdict(True)], check_command=check).script()
+    for task, (name, text) in files.items():
+        script.scripts[task] = writes_then_answers(root, name, text)
+    guard = LeaseGuard(root, tmp_path / "shadow")
+    factory = opencode_session_factory(server, guard, OPTIONS)
+    mission = MissionHarness(
+        root,
+        scripted,
+        settings=MissionSettings(verify_command=check),
+        extra={"session_factory": factory},
+    )
+    state = mission.start("build calc")
+    assert state.outcome == "sealed", state.detail
+    assert (root / "calc.py").read_text() == files["M1"][1]
+    assert mission.paths is not None
+    events = list(read_events(mission.paths.events))
+    links = [e for e in events if isinstance(e, ev.SessionLinked)]
+    assert sorted(e.actor for e in links) == ["worker:M1", "worker:M2"]
+    started = [e for e in events if isinstance(e, ev.SessionStarted) and e.role == "worker"]
+    assert {e.model for e in started} == {"scripted/scripted"}
+    finished = [e for e in events if isinstance(e, ev.TaskFinished)]
+    assert sorted(e.summary for e in finished) == ["Wrote calc.py.", "Wrote notes.txt."]
