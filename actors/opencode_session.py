@@ -36,7 +36,12 @@ import msgspec
 
 from ocactors.actors import opencode_transcript as oc
 from ocactors.actors.models import ModelClient
-from ocactors.actors.opencode_server import OpenCodeError, OpenCodeServer, OpenCodeUnavailable
+from ocactors.actors.opencode_server import (
+    OpenCodeError,
+    OpenCodeServer,
+    OpenCodeServerDied,
+    OpenCodeUnavailable,
+)
 from ocactors.actors.session import (
     AgentSession,
     Recorder,
@@ -74,6 +79,7 @@ class OpenCodeOptions:
     wait between two looks at the truth.  ``answer_grace_s``: how long a prompt may stay
     unanswered while OpenCode is idle (a model it cannot find) before the session fails.
     ``max_transport_errors``: looks in a row that may fail before the server counts as gone.
+    ``died_grace_s``: how long a session whose server died waits for the mission to stop.
     """
 
     provider_id: str | None = None
@@ -83,6 +89,7 @@ class OpenCodeOptions:
     answer_grace_s: float = 30.0
     abort_timeout_s: float = 10.0
     max_transport_errors: int = 10
+    died_grace_s: float = 5.0
     request_timeout_s: float = 30.0
     result_limit: int = 20_000
 
@@ -165,9 +172,33 @@ class OpenCodeSession:
                 EventFeed(self._server, str(self._root)) as feed,
             ):
                 self._http, self._feed = http, feed
-                ending = self._guarded()
+                ending = self._reported()
             self._end(ending)
         return SessionOutcome(self.state.result, self.state.failure, self.state)
+
+    def _reported(self) -> Ending:
+        """The session, its transport failures told in one line, a dead server as a stop.
+
+        When ``opencode serve`` dies, the runner (watching it) stops the mission: waiting a
+        little for that stop turns the death into a clean, resumable interruption instead of
+        a crash that the Commander would restart against a dead server.
+        """
+        try:
+            return self._guarded()
+        except (httpx.TransportError, OpenCodeServerDied) as error:
+            if self._server.alive():
+                raise OpenCodeUnavailable(f"OpenCode at {self._server.url}: {error}") from None
+            self._await_stop(self._options.died_grace_s)
+            self._server.check()
+            raise
+
+    def _await_stop(self, seconds: float) -> None:
+        """Poll the gate for up to ``seconds``; it raises SessionInterrupted on a stop."""
+        deadline = time.monotonic() + seconds
+        stop = threading.Event()
+        while time.monotonic() < deadline:
+            self._gate()
+            stop.wait(0.05)
 
     def _guarded(self) -> Ending:
         """The session between a snapshot and the lease check; aborted if anything breaks."""

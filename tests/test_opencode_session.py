@@ -498,7 +498,7 @@ def test_an_opencode_too_old_is_refused(tmp_path: Path) -> None:
         thread.join(timeout=5)
 
 
-def test_a_serve_that_dies_mid_session_is_a_clear_error(
+def test_a_serve_that_dies_mid_session_is_a_clear_error_or_a_clean_stop(
     tmp_path: Path, model: tuple[Model, ScriptedModelServer]
 ) -> None:
     script, scripted = model
@@ -510,33 +510,45 @@ def test_a_serve_that_dies_mid_session_is_a_clear_error(
     )
     died: list[str] = []
     noticed = threading.Event()
-    with OpenCodeServer(root, env=opencode_env(tmp_path / "home")) as own:
 
-        def on_exit(message: str) -> None:
-            died.append(message)
-            noticed.set()
+    def on_exit(message: str) -> None:
+        died.append(message)
+        noticed.set()
 
+    paths = create_mission_dir(tmp_path, "20261125-000000-dead")
+    options = OpenCodeOptions(provider_id="scripted", model_id="scripted", died_grace_s=0.5)
+    with (
+        OpenCodeServer(root, env=opencode_env(tmp_path / "home")) as own,
+        Journal.open(paths.events, mission=paths.id) as journal,
+    ):
         own.watch(on_exit)
         running = script.step("T999", 0)
 
-        def gate() -> None:
-            if running.is_set() and own.alive():
-                assert own._process is not None
-                os.killpg(own._process.pid, signal.SIGKILL)
-
-        paths = create_mission_dir(tmp_path, "20261125-000000-dead")
-        with Journal.open(paths.events, mission=paths.id) as journal:
-            session = OpenCodeSession(
+        def session(gate: Callable[[], None]) -> OpenCodeSession:
+            return OpenCodeSession(
                 brief(root, "T999", ["calc.py"]),
                 server=own,
                 toolbox=Toolbox([], ToolContext(Workspace(root, writable=["calc.py"]))),
                 record=lambda event, actor: journal.append(event, actor=actor).event,
                 gate=gate,
-                options=OPTIONS,
+                options=options,
             )
-            with pytest.raises(OpenCodeServerDied, match=r"exited with code -9.*ocactors resume"):
-                session.run()
-        assert noticed.wait(5) and "exited" in died[0]
+
+        def kill_when_running() -> None:
+            if running.is_set() and own.alive():
+                assert own._process is not None
+                os.killpg(own._process.pid, signal.SIGKILL)
+
+        with pytest.raises(OpenCodeServerDied, match=r"exited with code -9.*ocactors resume"):
+            session(kill_when_running).run()  # nobody stops the mission: a clear error
+        assert noticed.wait(5) and "exited with code -9" in died[0]
+
+        def runner_stopped() -> None:
+            if noticed.is_set():
+                raise SessionInterrupted("stopped")
+
+        with pytest.raises(SessionInterrupted):
+            session(runner_stopped).run()  # the runner stopped it: a clean, resumable stop
 
 
 # --- a whole mission ----------------------------------------------------------------------
