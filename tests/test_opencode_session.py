@@ -77,6 +77,7 @@ class Model:
     ocactors: Mapping[str, ScriptEntry] = field(default_factory=dict)
     """What ocactors' own sessions (planner, reviewer) are answered: they send their actor."""
     asked: dict[str, int] = field(default_factory=dict)
+    system: dict[str, str] = field(default_factory=dict)
     answered: dict[tuple[str, int], threading.Event] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -87,6 +88,7 @@ class Model:
         step = sum(m.role == "assistant" for m in request.messages)
         with self.lock:
             self.asked[task] = self.asked.get(task, 0) + 1
+            self.system[task] = "\n".join(m.content for m in request.messages if m.role == "system")
         turn = self.scripts[task](step)
         self.step(task, step).set()
         return turn
@@ -285,6 +287,7 @@ def test_the_prompt_carries_the_brief_and_the_lease(harness: Harness) -> None:
     assert "only these files: calc.py" in prompt and "Do not create, change" in prompt
     sent = harness.opencode(f"/session/{_link(harness).external_id}/message")[0]
     assert sent["parts"][0]["text"] == prompt
+    assert started.messages[0].content in harness.model.system[harness.task]  # added to OpenCode's
 
 
 def _link(harness: Harness) -> ev.SessionLinked:
