@@ -23,19 +23,17 @@ questions of our sessions are rejected (nobody is there to answer them).
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Protocol
 
 import httpx
-import msgspec
 
 from ocactors.actors import opencode_transcript as oc
 from ocactors.actors.models import ModelClient
+from ocactors.actors.opencode_api import EventFeed, OpenCodeApi
 from ocactors.actors.opencode_server import (
     OpenCodeError,
     OpenCodeServer,
@@ -56,10 +54,6 @@ from ocactors.events.catalogue import ChatMessage, Event, Record
 from ocactors.tools import LeaseGuard, LeaseReport, Toolbox
 
 BACKEND = "opencode"
-WAKING = frozenset(
-    {"session.status", "session.idle", "session.error", "message.updated"}
-    | {"message.part.updated", "permission.asked", "question.asked"}
-)
 DEFAULT_LIMITS = SessionLimits()
 NO_REPLY = oc.Reply(0, None)
 REJECTION = "ocactors runs this session unattended: nobody can approve this. Carry on without it."
@@ -102,29 +96,12 @@ class OpenCodeOptions:
 
 
 @dataclass(frozen=True, slots=True)
-class Done:
-    """The model stopped with an answer: the summary."""
-
-    summary: str
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    """The session cannot succeed: why."""
-
-    reason: str
-
-
-Ending = Done | Failed
-
-
-@dataclass(frozen=True, slots=True)
 class Look:
     """What one look at the truth found: an ending, a prompt not answered yet, or a model
     idle after a tool step (``settled``: that step's message id)."""
 
     reply: oc.Reply = NO_REPLY
-    ending: Ending | None = None
+    ending: oc.Ending | None = None
     unanswered: bool = False
     settled: str = ""
 
@@ -159,7 +136,7 @@ class OpenCodeSession:
         self._file_nudges = oc.nudges_for_files(events)
         self._family: set[str] = set()
         self._feed: EventFeed | None = None
-        self._http: httpx.Client | None = None
+        self._opencode: OpenCodeApi | None = None
 
     # --- the outline -------------------------------------------------------------------
 
@@ -171,12 +148,12 @@ class OpenCodeSession:
                 self._server.client(timeout=timeout) as http,
                 EventFeed(self._server, str(self._root)) as feed,
             ):
-                self._http, self._feed = http, feed
+                self._opencode, self._feed = OpenCodeApi(http, str(self._root)), feed
                 ending = self._reported()
             self._end(ending)
         return SessionOutcome(self.state.result, self.state.failure, self.state)
 
-    def _reported(self) -> Ending:
+    def _reported(self) -> oc.Ending:
         """The session, its transport failures told in one line, a dead server as a stop.
 
         When ``opencode serve`` dies, the runner (watching it) stops the mission: waiting a
@@ -200,7 +177,7 @@ class OpenCodeSession:
             self._gate()
             stop.wait(0.05)
 
-    def _guarded(self) -> Ending:
+    def _guarded(self) -> oc.Ending:
         """The session between a snapshot and the lease check; aborted if anything breaks."""
         snapshot = self._guard.before(self._lease, owner=self.brief.actor) if self._guard else None
         report: LeaseReport | None = None
@@ -213,22 +190,22 @@ class OpenCodeSession:
             if snapshot is not None and self._guard is not None:
                 report = self._guard.after(snapshot)
         if report is not None and report.violated:
-            return Failed(violation(report))
+            return oc.Failed(oc.violation(report))
         return ending
 
-    def _drive(self) -> Ending:
+    def _drive(self) -> oc.Ending:
         asked = self._dispatch()
         while True:
             ending = self._follow(asked)
             missing = [f for f in self._lease if not (self._root / f).exists()]
-            if not isinstance(ending, Done) or not missing:
+            if not isinstance(ending, oc.Done) or not missing:
                 return ending
             if self._file_nudges >= self._limits.max_nudges:
-                return Failed(f"the session ended without writing {', '.join(missing)}")
+                return oc.Failed(f"the session ended without writing {', '.join(missing)}")
             asked = self._nudge(missing)
 
-    def _end(self, ending: Ending) -> None:
-        if isinstance(ending, Done):
+    def _end(self, ending: oc.Ending) -> None:
+        if isinstance(ending, oc.Done):
             summary = ending.summary or f"wrote {', '.join(self._lease) or 'nothing'}"
             self._emit(ev.SessionFinished(session=self.brief.session, result={"summary": summary}))
         else:
@@ -240,12 +217,12 @@ class OpenCodeSession:
         """Make sure OpenCode is working on the task; the user messages before our prompt."""
         if not self.state.started:
             self._emit(self._started())
-        if self._link is None or not self._exists(self._link.external_id):
+        if self._link is None or not self._api.exists(self._link.external_id):
             return self._open()
-        messages = self._messages()
+        messages = self._api.messages(self._id)
         self._sync(messages)
         reply = oc.reply_of(messages)
-        if self._busy() or (reply.final and _answered(reply)):
+        if self._api.busy(self._id) or (reply.final and oc.answered(reply)):
             return reply.user_messages - 1  # working, or finished while we were away
         return self._prompt(oc.CONTINUE, messages)
 
@@ -264,13 +241,13 @@ class OpenCodeSession:
     def _open(self) -> int:
         """A new OpenCode session, linked, prompted with the whole brief."""
         title = oc.title_of(self.brief.brief, self.brief.task_id, self.brief.actor)
-        created = self._request("POST", "/session", json={"title": title}).json()
+        created = self._api.create(title)
         turns = self.state.turn - (1 if self.state.awaiting_model else 0)
         self._emit(
             ev.SessionLinked(
                 session=self.brief.session,
                 backend=BACKEND,
-                external_id=str(created["id"]),
+                external_id=created,
                 url=self._server.url,
                 turns=turns,
             )
@@ -289,7 +266,7 @@ class OpenCodeSession:
             }
         if self._options.agent:
             body["agent"] = self._options.agent
-        self._request("POST", f"/session/{self._id}/prompt_async", json=body)
+        self._api.prompt(self._id, body)
         return oc.reply_of(messages).user_messages
 
     def _nudge(self, missing: Sequence[str]) -> int:
@@ -303,11 +280,11 @@ class OpenCodeSession:
                 message=ChatMessage(role="user", content=text),
             )
         )
-        return self._prompt(text, self._messages())
+        return self._prompt(text, self._api.messages(self._id))
 
     # --- following ---------------------------------------------------------------------
 
-    def _follow(self, asked: int) -> Ending:
+    def _follow(self, asked: int) -> oc.Ending:
         """Look at the truth after every wake-up (or ``poll_s``) until the model stops."""
         waiting_since: float | None = None
         settled = ""
@@ -326,23 +303,23 @@ class OpenCodeSession:
             if look.ending is not None:
                 return look.ending
             if look.settled and look.settled == settled:
-                return _ending(look.reply)  # idle after a tool step, twice: it stopped there
+                return oc.ending_of(look.reply)  # idle after a tool step, twice: it stopped there
             settled = look.settled
             waiting_since = (waiting_since or time.monotonic()) if look.unanswered else None
             if waiting_since is not None and (self._errors() or self._waited(waiting_since)):
-                return Failed(self._unanswered())
+                return oc.Failed(self._unanswered())
             self._wait()
 
     def _look(self, asked: int) -> Look:
         """One look: status first, then messages (so an idle status is never the older)."""
-        busy = self._busy()
-        messages = self._messages()
+        busy = self._api.busy(self._id)
+        messages = self._api.messages(self._id)
         self._sync(messages)
         if busy:
             self._answer_requests()
         if self._too_many_turns(messages):
             self._abort()
-            return Look(ending=Failed(f"no final answer after {self._limits.max_turns} turns"))
+            return Look(ending=oc.Failed(f"no final answer after {self._limits.max_turns} turns"))
         reply = oc.reply_of(messages)
         answered = reply.user_messages > asked and reply.last is not None and reply.last.info.done
         if busy:
@@ -350,7 +327,7 @@ class OpenCodeSession:
         if not answered or reply.last is None:
             return Look(reply=reply, unanswered=True)
         if reply.final:
-            return Look(reply=reply, ending=_ending(reply))
+            return Look(reply=reply, ending=oc.ending_of(reply))
         return Look(reply=reply, settled=reply.last.info.id)
 
     def _waited(self, since: float) -> bool:
@@ -392,64 +369,37 @@ class OpenCodeSession:
             return
         deadline = time.monotonic() + self._options.abort_timeout_s
         with contextlib.suppress(httpx.HTTPError, OpenCodeError, SessionInterrupted):
-            self._request("POST", f"/session/{self._id}/abort")
-            while self._busy() and time.monotonic() < deadline:
+            self._api.abort(self._id)
+            while self._api.busy(self._id) and time.monotonic() < deadline:
                 self._wait_briefly()
-            self._sync(self._messages())
+            self._sync(self._api.messages(self._id))
 
     def _wait_briefly(self) -> None:
         if self._feed is not None:
             self._feed.wait(min(self._options.poll_s, 0.2))
-
-    # --- OpenCode's API ----------------------------------------------------------------
 
     @property
     def _id(self) -> str:
         assert self._link is not None
         return self._link.external_id
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        params = {"directory": str(self._root)}
-        assert self._http is not None, "only while the session runs"
-        response = self._http.request(method, path, params=params, **kwargs)
-        if response.status_code >= 400:
-            raise OpenCodeError(
-                f"OpenCode {method} {path} answered {response.status_code}: {response.text[:300]}"
-            )
-        return response
-
-    def _exists(self, session_id: str) -> bool:
-        assert self._http is not None, "only while the session runs"
-        params = {"directory": str(self._root)}
-        response = self._http.get(f"/session/{session_id}", params=params)
-        return response.status_code == 200
-
-    def _messages(self) -> list[oc.OcMessage]:
-        response = self._request("GET", f"/session/{self._id}/message")
-        try:
-            return oc.MESSAGES.decode(response.content)
-        except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            raise OpenCodeError(f"OpenCode sent messages ocactors cannot read: {error}") from None
-
-    def _busy(self) -> bool:
-        status = self._request("GET", "/session/status").json()
-        return isinstance(status, dict) and self._id in status
+    @property
+    def _api(self) -> OpenCodeApi:
+        assert self._opencode is not None, "only while the session runs"
+        return self._opencode
 
     def _answer_requests(self) -> None:
         """Reject the permission requests and questions of our session (and its children)."""
-        for kind, reply in (("permission", "/reply"), ("question", "/reject")):
-            for request in self._request("GET", f"/{kind}").json():
+        for kind in ("permission", "question"):
+            for request in self._api.pending(kind):
                 if self._ours(str(request.get("sessionID", ""))):
-                    body = {"reply": "reject", "message": REJECTION} if kind == "permission" else {}
                     with contextlib.suppress(OpenCodeError):
-                        self._request("POST", f"/{kind}/{request['id']}{reply}", json=body)
+                        self._api.reject(kind, str(request.get("id")), REJECTION)
 
     def _ours(self, session_id: str) -> bool:
-        if session_id == self._id or session_id in self._family:
-            return True
-        children = self._request("GET", f"/session/{self._id}/children").json()
-        self._family = {str(child.get("id")) for child in children}
-        return session_id in self._family
+        if session_id not in (self._id, *self._family):
+            self._family = self._api.children(self._id)
+        return session_id in (self._id, *self._family)
 
     # --- the log -----------------------------------------------------------------------
 
@@ -458,124 +408,6 @@ class OpenCodeSession:
         self.state = apply_session(self.state, stamped)
         if isinstance(stamped, ev.SessionLinked):
             self._link = stamped
-
-
-def _answered(reply: oc.Reply) -> bool:
-    """The final answer is a real one (not an abort), so a resume can finish with it."""
-    info = reply.last.info if reply.last else None
-    return bool(info and info.error is None)
-
-
-def _ending(reply: oc.Reply) -> Ending:
-    info = reply.last.info if reply.last else None
-    if info is None:
-        return Failed("OpenCode ended without an answer")
-    if info.error is not None and info.error.name == oc.ABORTED:
-        return Failed("the OpenCode session was aborted from outside ocactors")
-    if info.error is not None:
-        return Failed(f"OpenCode failed: {info.error.text}")
-    return Done(oc.summary_of(reply.last))
-
-
-def _error_text(properties: dict[str, Any]) -> str:
-    error = properties.get("error")
-    if not isinstance(error, dict):
-        return "error"
-    data = error.get("data")
-    message = data.get("message") if isinstance(data, dict) else None
-    first = str(message).strip().splitlines()[0][:300] if message else ""
-    return f"{error.get('name', 'error')}: {first}" if first else str(error.get("name"))
-
-
-def violation(report: LeaseReport) -> str:
-    """The session's failure when it changed files outside its lease."""
-    shown = ", ".join(f"{c.path} ({c.kind}, {c.outcome})" for c in report.changes[:20])
-    more = len(report.changes) - 20
-    listed = shown + (f" and {more} more" if more > 0 else "")
-    return f"the OpenCode session changed files outside its lease, put back: {listed}"
-
-
-class EventFeed:
-    """Wake-ups from OpenCode's ``/event`` stream, on a daemon thread (best effort).
-
-    Any event about a session wakes the follower, who then looks at the truth; the stream
-    is reconnected (bounded pauses) until the feed is closed.  ``session.error`` texts are
-    kept: they explain a prompt OpenCode never answered.
-    """
-
-    def __init__(self, server: OpenCodeServer, directory: str) -> None:
-        self._server = server
-        self._directory = directory
-        self._wake = threading.Event()
-        self._closed = threading.Event()
-        self._client: httpx.Client | None = None
-        self._response: httpx.Response | None = None
-        self._thread = threading.Thread(target=self._listen, name="opencode-events", daemon=True)
-        self.errors: list[tuple[str, str]] = []
-        """(OpenCode session id, text) of each ``session.error`` seen."""
-
-    def __enter__(self) -> EventFeed:
-        self._client = self._server.client(timeout=httpx.Timeout(10.0, read=60.0))
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._closed.set()
-        self._hang_up()
-        self._thread.join(timeout=1.0)
-        if self._client is not None:
-            self._client.close()
-
-    def _hang_up(self) -> None:
-        """Shut the stream's socket: the only way to end a read blocked in another thread."""
-        stream = self._response.extensions.get("network_stream") if self._response else None
-        sock = stream.get_extra_info("socket") if stream is not None else None
-        if isinstance(sock, socket.socket):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-
-    def wait(self, timeout: float) -> None:
-        """Until an event arrives or ``timeout`` passes."""
-        self._wake.wait(timeout)
-        self._wake.clear()
-
-    def _listen(self) -> None:
-        while not self._closed.is_set():
-            with contextlib.suppress(Exception):  # best effort: reconnect, the truth is polled
-                self._stream()
-            self._closed.wait(0.5)
-
-    def _stream(self) -> None:
-        assert self._client is not None
-        params = {"directory": self._directory}
-        with self._client.stream("GET", "/event", params=params) as response:
-            self._response = response
-            for line in response.iter_lines():
-                if self._closed.is_set():
-                    return
-                if line.startswith("data:"):
-                    self._take(line[5:])
-
-    def _take(self, data: str) -> None:
-        try:
-            event = msgspec.json.decode(data)
-        except msgspec.DecodeError:
-            return
-        if not isinstance(event, dict):
-            return
-        kind, properties = event.get("type"), event.get("properties")
-        if not isinstance(properties, dict) or kind not in WAKING:
-            return
-        if kind == "message.part.updated" and (properties.get("part") or {}).get("type") != "tool":
-            return  # text streaming in: nothing to record until the step ends
-        if kind == "session.error":
-            self.errors.append((str(properties.get("sessionID", "")), _error_text(properties)))
-        self._wake.set()
 
 
 def opencode_session_factory(

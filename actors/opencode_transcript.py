@@ -25,6 +25,7 @@ import msgspec
 
 from ocactors.events import catalogue as ev
 from ocactors.events.catalogue import ChatMessage, Event, Record, ToolCall, Usage
+from ocactors.tools import LeaseReport
 
 ABORTED = "MessageAbortedError"
 FINAL_TOOL_STATES = ("completed", "error")
@@ -226,6 +227,52 @@ def cap(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[:limit] + f"\n[cut: {len(text) - limit:,} more characters]"
+
+
+# --- how a session ends ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The model stopped with an answer: the summary."""
+
+    summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The session cannot succeed: why."""
+
+    reason: str
+
+
+Ending = Done | Failed
+
+
+def answered(reply: Reply) -> bool:
+    """The final answer is a real one (not an abort), so a resume can finish with it."""
+    info = reply.last.info if reply.last else None
+    return bool(info and info.error is None)
+
+
+def ending_of(reply: Reply) -> Ending:
+    """How the session ends, from its last (final) reply."""
+    info = reply.last.info if reply.last else None
+    if info is None:
+        return Failed("OpenCode ended without an answer")
+    if info.error is not None and info.error.name == ABORTED:
+        return Failed("the OpenCode session was aborted from outside ocactors")
+    if info.error is not None:
+        return Failed(f"OpenCode failed: {info.error.text}")
+    return Done(summary_of(reply.last))
+
+
+def violation(report: LeaseReport) -> str:
+    """The session's failure when it changed files outside its lease."""
+    shown = ", ".join(f"{c.path} ({c.kind}, {c.outcome})" for c in report.changes[:20])
+    more = len(report.changes) - 20
+    listed = shown + (f" and {more} more" if more > 0 else "")
+    return f"the OpenCode session changed files outside its lease, put back: {listed}"
 
 
 # --- what the log already holds ---------------------------------------------------------
