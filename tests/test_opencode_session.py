@@ -308,6 +308,34 @@ def test_a_worker_that_stops_before_writing_its_file_is_told_to(harness: Harness
     assert "calc.py" in nudges[0].message.content
 
 
+def test_permission_requests_and_questions_are_refused_unattended(
+    harness: Harness, tmp_path: Path
+) -> None:
+    root, outside = harness.root, tmp_path / "outside"
+    outside.mkdir()
+    question = {
+        "question": "Which?",
+        "header": "q",
+        "options": [{"label": "a", "description": "a"}],
+    }
+    harness.model.scripts[harness.task] = lambda step: [
+        Turn(tool_calls=[write(outside, "escape.py", "x\n")]),  # asks external_directory
+        Turn(tool_calls=[("question", {"questions": [question]})]),  # dismissed: the loop stops
+        Turn(tool_calls=[write(root, "calc.py", "x = 4\n")]),  # after the missing-file nudge
+        Turn("Wrote calc.py without asking."),
+    ][step]
+    outcome = harness.session().run()
+    assert outcome.result == {"summary": "Wrote calc.py without asking."}, outcome.failure
+    assert not (outside / "escape.py").exists()
+    returned = [e for e in harness.events() if isinstance(e, ev.ToolReturned)]
+    assert [(e.name, e.is_error) for e in returned] == [
+        ("write", True),
+        ("question", True),
+        ("write", False),
+    ]
+    assert "unattended" in returned[0].output
+
+
 # --- the lease ----------------------------------------------------------------------------
 
 
