@@ -224,6 +224,14 @@ class OpenCodeSession:
         reply = oc.reply_of(messages)
         if self._api.busy(self._id) or (reply.final and oc.answered(reply)):
             return reply.user_messages - 1  # working, or finished while we were away
+        self._emit(
+            ev.SessionNudged(
+                session=self.brief.session,
+                turn=self.state.turn,
+                reason=oc.RESUMED,
+                message=ChatMessage(role="user", content=oc.CONTINUE),
+            )
+        )
         return self._prompt(oc.CONTINUE, messages)
 
     def _started(self) -> ev.SessionStarted:

@@ -30,6 +30,7 @@ from ocactors.tools import LeaseReport
 ABORTED = "MessageAbortedError"
 FINAL_TOOL_STATES = ("completed", "error")
 MISSING_FILES = "files missing"
+RESUMED = "resumed"
 Key = tuple[str, int, str]
 
 

@@ -403,6 +403,10 @@ def test_an_interrupted_session_is_aborted_and_a_resume_redispatches_it(harness:
     assert sum(m["info"]["role"] == "user" for m in users) == 2  # brief, then "continue"
     turns = [e.turn for e in events if isinstance(e, ev.ModelResponded)]
     assert turns == [1, 2, 3]
+    resumed = [e for e in events if isinstance(e, ev.SessionNudged)]
+    assert [e.reason for e in resumed] == ["resumed"]
+    conversation = [m.content for m in fold_session(events).messages if m.role == "user"]
+    assert len(conversation) == 2 and "has now resumed this task" in conversation[1]
 
 
 class Killed(Exception):
