@@ -358,6 +358,21 @@ class SessionStarted(Event, tag="session.started", frozen=True, kw_only=True):
     messages: list[ChatMessage] = []
 
 
+class SessionLinked(Event, tag="session.linked", frozen=True, kw_only=True):
+    """The session runs in another agent: ``backend`` (``opencode``) session ``external_id``.
+
+    Recorded after ``session.started``, and again when a resume had to start a new one there;
+    a resume re-attaches to the last link.  ``turns`` is how many turns the session had before
+    this link, so the linked session's Nth model step is recorded as turn ``turns + N``.
+    """
+
+    session: str
+    backend: str
+    external_id: str
+    url: str = ""
+    turns: int = 0
+
+
 class ModelRequested(Event, tag="model.requested", frozen=True, kw_only=True):
     """Intent: a model request is about to go out (``messages`` are the new ones)."""
 
@@ -489,6 +504,7 @@ AnyEvent = (
     | VerifyFinished
     | ActorCrashed
     | SessionStarted
+    | SessionLinked
     | ModelRequested
     | ModelResponded
     | ModelRetried
