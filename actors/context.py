@@ -22,7 +22,7 @@ import httpx
 
 from ocactors.actors.history import History
 from ocactors.actors.models import ModelClient
-from ocactors.actors.session import AgentSession, SessionInterrupted, SessionLimits
+from ocactors.actors.session import AgentSession, RunsSession, SessionInterrupted, SessionLimits
 from ocactors.events import Journal, read_events
 from ocactors.events import catalogue as ev
 from ocactors.events.catalogue import Event, MissionSettings, Record
@@ -89,7 +89,7 @@ class Meter:
         return None
 
 
-SessionFactory = Callable[..., AgentSession]
+SessionFactory = Callable[..., RunsSession]
 SESSION_ENDS = (ev.SessionFinished, ev.SessionFailed, ev.SessionInterrupted)
 
 

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
@@ -43,6 +43,7 @@ from ocactors.actors.opencode_server import (
 from ocactors.actors.session import (
     AgentSession,
     Recorder,
+    RunsSession,
     SessionBrief,
     SessionInterrupted,
     SessionLimits,
@@ -57,12 +58,6 @@ BACKEND = "opencode"
 DEFAULT_LIMITS = SessionLimits()
 NO_REPLY = oc.Reply(0, None)
 REJECTION = "ocactors runs this session unattended: nobody can approve this. Carry on without it."
-
-
-class RunsSession(Protocol):
-    """What a session factory returns: something whose ``run`` ends the session."""
-
-    def run(self) -> SessionOutcome: ...
 
 
 @dataclass(frozen=True, slots=True)

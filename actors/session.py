@@ -103,6 +103,15 @@ class SessionLimits:
         return self.observation_turns_by_role.get(role, self.observation_turns)
 
 
+class RunsSession(Protocol):
+    """What a session factory returns (an AgentSession, an OpenCode session): ``run`` ends it.
+
+    ``run`` returns the outcome or raises SessionInterrupted when the gate says stop.
+    """
+
+    def run(self) -> SessionOutcome: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SessionOutcome:
     """How the session ended: a result from the final tool, or a failure reason."""

@@ -29,7 +29,7 @@ from ocactors.actors.messages import (
     task_of,
 )
 from ocactors.actors.roles import planner_brief, review_tool, reviewer_brief, worker_brief
-from ocactors.actors.session import AgentSession, SessionBrief, SessionInterrupted
+from ocactors.actors.session import RunsSession, SessionBrief, SessionInterrupted
 from ocactors.actors.verify import describe_project, run_checks
 from ocactors.events import catalogue as ev
 from ocactors.tools import (
@@ -80,7 +80,7 @@ class SessionActor(pykka.ThreadingActor):
             return SessionEnded(job.actor, job.session, failure=failure)
         return SessionEnded(job.actor, job.session, result=result)
 
-    def _session(self, job: RunSession) -> AgentSession:
+    def _session(self, job: RunSession) -> RunsSession:
         return self.ctx.session_factory(
             self.brief(job),
             client=self.ctx.clients[self.role],

@@ -140,4 +140,6 @@ _WRITERS: dict[type, Callable[[Any], str]] = {
     ev.SessionFinished: lambda e: f"{e.session} finished",
     ev.SessionFailed: lambda e: f"{e.session} failed: {_short(e.reason, 80)}",
     ev.SessionInterrupted: lambda e: f"{e.session} interrupted ({e.reason})",
+    ev.SessionLinked: lambda e: f"{e.session} runs as {e.backend} session {e.external_id}",
+    ev.LeaseViolated: lambda e: f"put back {', '.join(e.paths)} (outside the lease)",
 }

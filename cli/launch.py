@@ -20,6 +20,8 @@ import httpx
 from ocactors.actors.context import Meter, MissionContext
 from ocactors.actors.mission import BaselineRecorder, Conditions, MissionRun
 from ocactors.actors.models import ROLES, LimiterRegistry, ModelClient, RoleConfig, build_client
+from ocactors.actors.opencode_server import OpenCodeServer
+from ocactors.actors.opencode_session import OpenCodeOptions, opencode_session_factory
 from ocactors.actors.session import SessionLimits
 from ocactors.actors.state import MissionState
 from ocactors.common import exit_code_for
@@ -30,6 +32,14 @@ from ocactors.summary import build, lines
 from ocactors.tools import ShellConfig, WebConfig
 from ocactors.tools.shell import is_secret
 from ocactors.view import View
+
+
+@dataclass(frozen=True)
+class OpenCode:
+    """``--backend opencode``: the server the workers' sessions run on, and their model."""
+
+    server: OpenCodeServer
+    options: OpenCodeOptions
 
 
 @dataclass
@@ -45,6 +55,7 @@ class Launch:
     view: View
     conditions: Conditions = field(default_factory=Conditions)
     limits: SessionLimits = field(default_factory=SessionLimits)
+    opencode: OpenCode | None = None
     secrets: tuple[str, ...] = ()
     """The keys sent to providers: the journal redacts them whatever their shape."""
 
@@ -70,17 +81,38 @@ def run_logged_mission(
     )
     with _signals() as interrupted:  # before prepare: an early Ctrl-C is a stop, not a crash
         run = MissionRun.prepare(ctx, paths, [launch.view])
+        stop_when = _on_opencode(ctx, launch.opencode, interrupted)
         launch.view.start()
         try:
-            state = run.run(interrupted)
+            state = run.run(stop_when)
         finally:
             launch.view.close()
             journal.close()
+            if launch.opencode is not None:
+                launch.opencode.server.stop()
     if announce:
         _print_summary(state, paths, launch)
     return exit_code_for(state.phase)
 
 
+def _on_opencode(
+    ctx: MissionContext, opencode: OpenCode | None, interrupted: Callable[[], str]
+) -> Callable[[], str]:
+    """Workers as OpenCode sessions; a server that dies stops the mission (resumable)."""
+    if opencode is None:
+        return interrupted
+    server = opencode.server
+    if ctx.shell.guard is not None:  # OpenCode rewrites its own config (adds its $schema)
+        ctx.shell.guard.hold("opencode serve", OPENCODE_CONFIGS)
+    ctx.session_factory = opencode_session_factory(server, ctx.shell.guard, opencode.options)
+
+    def stop_when() -> str:
+        return interrupted() or ("" if server.alive() else "the opencode server stopped")
+
+    return stop_when
+
+
+OPENCODE_CONFIGS = ("opencode.json", "opencode.jsonc")
 RESUME = "ocactors resume {id}"
 DEMO_RESUME = "ocactors demo --resume {id} --dir {workspace}"
 SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}

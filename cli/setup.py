@@ -42,11 +42,13 @@ from ocactors.actors.models import (
     preflight,
     resolve_models,
 )
+from ocactors.actors.opencode_server import OpenCodeError, OpenCodeServer
+from ocactors.actors.opencode_session import OpenCodeOptions
 from ocactors.actors.prices import PriceBook, describe_cost_cap
 from ocactors.actors.project import project_environment
 from ocactors.actors.session import SessionLimits
 from ocactors.common import UsageError
-from ocactors.launch import Launch
+from ocactors.launch import Launch, OpenCode
 from ocactors.tools import (
     SandboxUnavailable,
     ShellConfig,
@@ -60,6 +62,7 @@ from ocactors.tools.spec import RESULT_LIMIT
 from ocactors.view import View
 
 CONFIG = Path(".opencode") / "ocactors.toml"
+BACKENDS = ("ocactors", "opencode")
 
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -82,12 +85,20 @@ class ToolSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     result_limit: int = RESULT_LIMIT
 
 
+class SessionsTable(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[sessions]``: who runs the workers' sessions (``ocactors`` itself, or ``opencode``)."""
+
+    backend: str = "ocactors"
+    opencode_url: str | None = None
+
+
 class Extras(msgspec.Struct, frozen=True, kw_only=True):
     """The tables of the config file that belong to the command line."""
 
     limits: Limits = Limits()
     tools: ToolSettings = ToolSettings()
     masking: MaskingTable = MaskingTable()
+    sessions: SessionsTable = SessionsTable()
 
 
 def add_command_flags(parser: argparse.ArgumentParser) -> None:
@@ -106,6 +117,21 @@ def add_command_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_session_flags(parser: argparse.ArgumentParser) -> None:
+    """``--backend`` and ``--opencode-url`` (over ``[sessions]``)."""
+    group = parser.add_argument_group("worker sessions (over [sessions])")
+    group.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="ocactors (default) runs workers itself; opencode runs each as an OpenCode session",
+    )
+    group.add_argument(
+        "--opencode-url",
+        metavar="URL",
+        help="use this running `opencode serve` instead of starting one (with --backend opencode)",
+    )
+
+
 def add_model_flags(parser: argparse.ArgumentParser) -> None:
     """``--model``, ``--base-url``, ``--api-key``, ``--provider`` (over env and file)."""
     group = parser.add_argument_group("model (over OCACTORS_* and .opencode/ocactors.toml)")
@@ -116,7 +142,8 @@ def add_model_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def read_extras(workspace: Path) -> Extras:
-    """The [limits] and [tools] tables; a malformed file is a one-line usage error."""
+    """The [limits], [tools], [masking] and [sessions] tables; a malformed file is a one-line
+    usage error."""
     path = workspace / CONFIG
     try:
         data = tomllib.loads(path.read_text("utf-8"))
@@ -125,9 +152,8 @@ def read_extras(workspace: Path) -> Extras:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise UsageError(f"{path}: {error}") from None
     try:
-        return msgspec.convert(
-            {k: v for k, v in data.items() if k in ("limits", "tools", "masking")}, Extras
-        )
+        names = ("limits", "tools", "masking", "sessions")
+        return msgspec.convert({k: v for k, v in data.items() if k in names}, Extras)
     except msgspec.ValidationError as error:
         raise UsageError(f"{path}: {error}") from None
 
@@ -175,6 +201,7 @@ def launch_for(workspace: Path, args: argparse.Namespace, view: View) -> Launch:
     if cap is not None:
         print(cap, file=sys.stderr)
     shell = dataclasses.replace(shell, env_strip=_key_variables(config))
+    opencode = _opencode(workspace, args, extras.sessions)  # last: nothing after it may fail
     return Launch(
         workspace=workspace,
         clients=clients,
@@ -189,6 +216,7 @@ def launch_for(workspace: Path, args: argparse.Namespace, view: View) -> Launch:
         ),
         prices=config.price_table(),
         view=view,
+        opencode=opencode,
         limits=SessionLimits(
             observation_turns=extras.masking.keep_turns,
             observation_turns_by_role=dict(extras.masking.roles),
@@ -245,3 +273,26 @@ def replay_command_settings(workspace: Path) -> tuple[ShellConfig, Conditions]:
         sandbox=backend, project_env=functools.partial(project_command_env, workspace)
     )
     return shell, Conditions(backend or "off", False, project.description)
+
+
+def _opencode(workspace: Path, args: argparse.Namespace, table: SessionsTable) -> OpenCode | None:
+    """With ``--backend opencode``: the running server and the model for workers, or None."""
+    backend = getattr(args, "backend", None) or table.backend
+    if backend not in BACKENDS:
+        raise UsageError(f"[sessions] backend must be one of {', '.join(BACKENDS)}")
+    if backend != "opencode":
+        return None
+    url = getattr(args, "opencode_url", None) or table.opencode_url
+    model = getattr(args, "model", None) or ""
+    provider, _, name = model.partition("/")
+    options = OpenCodeOptions(
+        provider_id=(provider or None) if name else None, model_id=name or None
+    )
+    try:
+        server = OpenCodeServer(workspace, url=url).start()
+    except OpenCodeError as error:
+        raise UsageError(str(error)) from None
+    print(
+        f"workers: OpenCode sessions via {server.url} (opencode {server.version})", file=sys.stderr
+    )
+    return OpenCode(server, options)

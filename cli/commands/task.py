@@ -27,6 +27,7 @@ from ocactors.setup import (
     Limits,
     add_command_flags,
     add_model_flags,
+    add_session_flags,
     launch_for,
     session_limits,
 )
@@ -66,6 +67,7 @@ def _register_task(sub: Any) -> None:
         "--no-preflight", action="store_true", help="do not check the model endpoints first"
     )
     add_command_flags(p)
+    add_session_flags(p)
     add_model_flags(p)
     p.set_defaults(func=run_task)
 
@@ -143,6 +145,7 @@ def _register_resume(sub: Any) -> None:
     p.add_argument("--durability", choices=["always", "batch", "never"], default="batch")
     p.add_argument("--json", action="store_true", help="print every event as a JSON line")
     add_command_flags(p)
+    add_session_flags(p)
     add_model_flags(p)
     p.set_defaults(func=run_resume)
 
