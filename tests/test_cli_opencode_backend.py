@@ -72,8 +72,8 @@ def test_task_backend_opencode_seals_and_restores_a_write_outside_the_lease(
         }
         done = subprocess.run(
             [sys.executable, "-m", "ocactors.cli", "task", "build calc", "--backend", "opencode",
-             "--model", "scripted/scripted", "--no-preflight", "--verify", "true", "--parallel", "1",
-             "-C", str(root)],
+             "--model", "scripted/scripted", "--no-preflight", "--verify", "true",
+             "--parallel", "1", "-C", str(root)],
             env=env, capture_output=True, text=True, timeout=110,
         )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
