@@ -13,6 +13,7 @@ import msgspec
 from ocactors.actors.mission import load_log, open_new_mission, record_resume
 from ocactors.claim import claim_workspace
 from ocactors.common import EXIT_FAILED, EXIT_OK, UsageError, add_workspace, workspace_of
+from ocactors.detach import run_detached
 from ocactors.events import (
     MissionPaths,
     list_missions,
@@ -57,6 +58,14 @@ def _register_task(sub: Any) -> None:
     p.add_argument("--durability", choices=["always", "batch", "never"], default="batch")
     p.add_argument("--json", action="store_true", help="print every event as a JSON line")
     add_model_flags(p)
+    p.add_argument(
+        "--detach",
+        action="store_const",
+        dest="func",
+        const=run_detached,
+        help="run in the background: print the mission id and log path, exit at once "
+        "(GOAL `-`: read it from stdin)",
+    )
     p.set_defaults(func=run_task)
 
 
