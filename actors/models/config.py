@@ -51,6 +51,7 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
+from ocactors.actors.models.opencode_config import OpenCodeConfig, OpenCodeConfigError
 from ocactors.events.catalogue import Usage
 
 ROLES = ("planner", "worker", "reviewer")
@@ -279,9 +280,10 @@ def resolve_models(
     file = load_file_config(workspace)
     top = merge(flags_layer(flags), env_layer(env))
     probe = OllamaProbe(ollama_url, probe_timeout)
+    opencode = OpenCodeConfig(workspace, env)
     roles = {
         role: resolve_role(
-            role, top, merge(file.roles.get(role, Layer()), file.models), env, file, probe
+            role, top, merge(file.roles.get(role, Layer()), file.models), env, file, probe, opencode
         )
         for role in ROLES
     }
@@ -295,9 +297,15 @@ def resolve_role(
     env: Mapping[str, str],
     file: FileConfig,
     probe: OllamaProbe,
+    opencode: OpenCodeConfig | None = None,
 ) -> RoleConfig:
-    """One role: merge the layers, then fill the endpoint and model from defaults."""
+    """One role: merge the layers, then fill the endpoint and model from defaults.
+
+    ``PROVIDER/MODEL`` with no base URL configured is resolved through OpenCode's config.
+    """
     model = top.model or bottom.model
+    if opencode and model and "/" in model and not (top.base_url or bottom.base_url):
+        return opencode_role(role, model, top, bottom, env, file, opencode)
     provider = top.provider or bottom.provider
     provider = provider or infer_provider(top.base_url or bottom.base_url, model, env)
     file_key = bottom.api_key or (env.get(bottom.api_key_env) if bottom.api_key_env else None)
@@ -317,6 +325,35 @@ def resolve_role(
         )
     chosen = msgspec.structs.replace(layer, provider=provider, model=model, base_url=base_url)
     return role_config(role, chosen, file.prices, source)
+
+
+def opencode_role(
+    role: str,
+    model: str,
+    top: Layer,
+    bottom: Layer,
+    env: Mapping[str, str],
+    file: FileConfig,
+    opencode: OpenCodeConfig,
+) -> RoleConfig:
+    """A role whose model OpenCode's configuration (or its built-in providers) serves.
+
+    The endpoint decides provider, model and URL; a key given to ocactors (flag, OCACTORS_*,
+    the file) still wins over OpenCode's; the other settings merge as usual.
+    """
+    try:
+        found = opencode.resolve(model)
+    except OpenCodeConfigError as error:
+        raise ConfigError(str(error)) from None
+    file_key = bottom.api_key or (env.get(bottom.api_key_env) if bottom.api_key_env else None)
+    endpoint = Layer(
+        provider=found.protocol,
+        model=found.model,
+        base_url=found.base_url,
+        api_key=top.api_key or file_key or found.api_key,
+    )
+    limits = Layer(context_window=found.context_window, max_tokens=found.max_tokens)
+    return role_config(role, merge(endpoint, top, bottom, limits), file.prices, found.source)
 
 
 def ollama_endpoint(model: str | None, probe: OllamaProbe) -> tuple[str, str, str]:
