@@ -124,8 +124,12 @@ def _claimed_by(folder: Path, pid: int) -> MissionPaths | None:
 
 
 def _started(child: subprocess.Popen[bytes], paths: MissionPaths, log: Path) -> int:
+    """The mission runs: move its output into its folder, say where to watch it."""
     output = paths.root / OUTPUT
     os.replace(log, output)
+    for line in output.read_text("utf-8", errors="replace").splitlines():
+        if line.startswith("model "):  # which model each role uses, and from where
+            print(line)
     print(f"mission {paths.id} started in the background (pid {child.pid})")
     print(f"output: {output}")
     print(f"log: {paths.events}")
