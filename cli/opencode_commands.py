@@ -22,11 +22,12 @@ and ``ocactors task --detach -`` reads the goal from stdin between the two marke
   ``!`([^`]+)```), so the body arrives without ``OCACTORS_GOAL_END``: refused, one line;
 - a goal line equal to the delimiter ends the here-document early: the END marker is missing
   again, and ``exec`` has already replaced the shell, so the lines after it never run;
-- OpenCode's own ``replaceAll`` turns ``$``` in the text into the template before it, which
-  brings a second BEGIN marker: refused.
+- a goal line equal to a marker: refused.
 
-Text after a backtick stays in the prompt, where OpenCode itself would run a ``!`...```
-that follows; no command file can prevent that (docs/opencode.md says so).  Fish and nu have
+What no command file can prevent (docs/opencode.md says so): text after a backtick stays in
+the prompt, where OpenCode itself runs any ``!`...``` that follows; and OpenCode's
+``replaceAll`` reads ``$$``, ``$&`` and ``$'`` in the text as patterns (``$'`` inserts the rest
+of the template, which ends the goal there).  Fish and nu have
 no here-documents: there the span fails to parse and nothing runs.  ``$N`` in a template is
 OpenCode's positional placeholder, so the templates below use none.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ocactors.actors.models.playbook import Playbook, TaskPlay
 from ocactors.events import read_events, writer_pid
 from ocactors.events.catalogue import FINAL_TYPES, Record, event_type
 
@@ -43,6 +45,7 @@ def isolated_env(home: Path, workspace: Path, **extra: str) -> dict[str, str]:
         XDG_CACHE_HOME=str(home / ".cache"),
         XDG_STATE_HOME=str(home / ".local" / "state"),
         OPENCODE_DISABLE_AUTOUPDATE="1",
+        OPENCODE_DISABLE_MODELS_FETCH="1",  # no network: do not wait for models.dev
         PWD=str(workspace),  # opencode takes its directory from PWD, not from its cwd
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         OLLAMA_HOST="127.0.0.1:9",  # nothing answers there: no local Ollama is ever used
@@ -62,6 +65,15 @@ def scripted_provider(workspace: Path, base_url: str, **provider: object) -> Non
     }
     config = {"$schema": "https://opencode.ai/config.json", "provider": {"scripted": entry}}
     (workspace / "opencode.json").write_text(json.dumps({**config, "model": "scripted/m"}))
+
+
+def slow(book: Playbook, delay: float) -> Playbook:
+    """The same mission with workers that take ``delay`` seconds per first turn."""
+    plans = [
+        [TaskPlay(t.id, t.files, t.depends_on, t.title, worker_delay_s=delay) for t in plan]
+        for plan in book.plans
+    ]
+    return Playbook(plans=plans, verdicts=book.verdicts, check_command=book.check_command)
 
 
 def started(stdout: str) -> tuple[str, int]:
@@ -110,10 +122,8 @@ class Detached:
 
     def cleanup(self) -> None:
         for pid in self.pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)  # its own session: the group is its own
-            except ProcessLookupError:
-                pass
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""`ocactors task --detach`: the id at once, the mission in its own session, errors in the parent."""
+"""`ocactors task --detach`: the id at once, the mission in its own session, errors in the
+parent."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from ocactors.actors.models import ScriptedModelServer
-from ocactors.actors.models.playbook import Playbook, TaskPlay
 from ocactors.events import missions_dir, read_events
 from ocactors.events.catalogue import MissionStarted
 from tests._mission_helpers import CHECK, textstats_playbook
@@ -22,6 +22,7 @@ from tests._opencode_helpers import (
     detached,
     isolated_env,
     run,
+    slow,
     wait_for_event,
     wait_until_over,
 )
@@ -29,19 +30,9 @@ from tests._opencode_helpers import (
 __all__ = ["detached"]  # the fixture
 
 
-def slow(delay: float) -> Playbook:
-    """textstats with workers that take ``delay`` seconds per first turn."""
-    book = textstats_playbook()
-    plans = [
-        [TaskPlay(t.id, t.files, t.depends_on, t.title, worker_delay_s=delay) for t in plan]
-        for plan in book.plans
-    ]
-    return Playbook(plans=plans, verdicts=book.verdicts, check_command=book.check_command)
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[ScriptedModelServer]:
-    with ScriptedModelServer(slow(0.5).script()) as running:
+    with ScriptedModelServer(slow(textstats_playbook(), 0.5).script()) as running:
         yield running
 
 
