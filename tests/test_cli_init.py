@@ -145,6 +145,16 @@ def test_opencode_commands_are_written_and_a_users_own_is_kept(
     assert (commands / "status.md").read_text() == command_text("status", "ocactors")
 
 
+def test_a_command_of_the_same_name_in_the_older_folder_is_kept(workspace: Path) -> None:
+    legacy = workspace / ".opencode" / "command"
+    legacy.mkdir(parents=True)
+    (legacy / "stop.md").write_text("my own stop\n")
+    done = run("init", "--opencode", env=env_for(workspace), cwd=workspace)
+    assert "kept .opencode/command/stop.md: it exists (--force replaces it)" in done.stdout
+    assert not (workspace / ".opencode" / "commands" / "stop.md").exists()
+    assert (workspace / ".opencode" / "commands" / "task.md").exists()
+
+
 def test_a_terminal_is_asked_which_model(workspace: Path, ollama: str) -> None:
     env = env_for(workspace, OLLAMA_HOST=ollama, OPENAI_API_KEY=SECRET)
     child = pexpect.spawn(

@@ -26,6 +26,7 @@ from ocactors.events.catalogue import MissionStarted
 from ocactors.opencode_commands import NAMES, command_text, goal_from_block, unwrap
 from tests._mission_helpers import textstats_playbook
 from tests._opencode_helpers import (
+    OCACTORS,
     OPENCODE,
     Detached,
     detached,
@@ -138,6 +139,18 @@ def test_a_goal_the_shell_would_not_pass_whole_is_refused_and_runs_nothing(
     with pytest.raises(UsageError, match=error):
         through_shell(shell, goal, goal, recorder, tmp_path)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_the_one_line_error_reaches_opencode_on_stdout(tmp_path: Path) -> None:
+    """OpenCode puts only a span's stdout in the prompt: errors must be there too."""
+    (tmp_path / "home").mkdir()
+    env = isolated_env(tmp_path / "home", tmp_path)
+    (span,) = expand(command_text("task", shlex.join(OCACTORS)), "fix the `parse` function")
+    done = subprocess.run(
+        ["bash", "-c", span], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert done.stdout.startswith("ocactors: error: the goal was cut short")
 
 
 def test_the_templates_have_no_positional_placeholders_opencode_would_fill() -> None:

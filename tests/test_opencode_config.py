@@ -22,8 +22,11 @@ from tests._opencode_helpers import isolated_env, run
 SECRET = "sk-opencode-secret-0123456789"
 
 
-def resolve(workspace: Path, model: str, env: dict[str, str], **flags: str) -> RoleConfig:
-    return resolve_models(workspace, ModelFlags(model=model, **flags), env).for_role("worker")
+def resolve(
+    workspace: Path, model: str, env: dict[str, str], base_url: str | None = None
+) -> RoleConfig:
+    flags = ModelFlags(model=model, base_url=base_url)
+    return resolve_models(workspace, flags, env).for_role("worker")
 
 
 @pytest.fixture
@@ -129,6 +132,16 @@ def test_a_parent_folder_up_to_the_git_root_counts_and_beyond_it_not(tmp_path: P
     assert resolve(repo / "sub", "gw/m", {}).base_url == "http://repo/v1"
     with pytest.raises(ConfigError, match="unknown provider 'far'"):
         resolve(repo / "sub", "far/m", {})
+
+
+def test_outside_git_only_the_workspace_itself_counts(tmp_path: Path) -> None:
+    (tmp_path / "plain" / "ws").mkdir(parents=True)
+    write(
+        tmp_path / "plain" / "opencode.json",
+        '{"provider": {"up": {"options": {"baseURL": "http://up/v1"}}}}',
+    )
+    with pytest.raises(ConfigError, match="unknown provider 'up'"):
+        resolve(tmp_path / "plain" / "ws", "up/m", {})
 
 
 def test_built_in_providers_take_their_usual_variable_and_url(workspace: Path) -> None:

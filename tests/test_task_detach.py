@@ -57,7 +57,16 @@ def test_detach_prints_the_id_at_once_and_the_mission_seals_in_its_own_session(
 ) -> None:
     env = model_env(workspace, server)
     begun = time.monotonic()
-    done = run("task", "build textstats", "--detach", "--verify", CHECK, env=env, cwd=workspace)
+    done = run(
+        "task",
+        "build textstats",
+        "--detach",
+        "--verify",
+        CHECK,
+        env=env,
+        cwd=workspace,
+        stdin="a pipe",
+    )
     took = time.monotonic() - begun
     assert done.returncode == 0, done.stderr
     mission = detached.add(done.stdout)
