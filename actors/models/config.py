@@ -8,14 +8,16 @@ Most specific wins, field by field::
                               OPENAI_BASE_URL / OPENAI_API_KEY or ANTHROPIC_API_KEY
     .opencode/ocactors.toml   [roles.<role>] over [models]
 
-One exception, so that an ambient key never goes to a host it was not meant for: a key the
-file names (``api_key`` or ``api_key_env``) beats OPENAI_API_KEY / ANTHROPIC_API_KEY.
-A model written ``PROVIDER/MODEL`` with no base URL configured is resolved through OpenCode's
-configuration instead (:mod:`ocactors.actors.models.opencode_config`): its provider entry or
-built-in provider gives URL, protocol and key (a key given to ocactors still wins).
     defaults                  provider inferred from the base URL (or an Anthropic key),
                               the provider's public URL when a key is set, else a local
                               Ollama on 127.0.0.1:11434 (its first model)
+
+One exception, so that an ambient key never goes to a host it was not meant for: a key the
+file names (``api_key`` or ``api_key_env``) beats OPENAI_API_KEY / ANTHROPIC_API_KEY.
+
+A model written ``PROVIDER/MODEL`` with no base URL configured is resolved through OpenCode's
+configuration instead (:mod:`ocactors.actors.models.opencode_config`): its provider entry or
+built-in provider gives URL, protocol and key (a key given to ocactors still wins).
 
 The file (every key optional; ``api_key_env`` names the variable holding the key, so keys
 stay out of files)::
