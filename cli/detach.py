@@ -54,8 +54,9 @@ def run_detached(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot use {folder}: {error.strerror}") from None
     spec = _child_args(args, workspace, goal)
     log = folder / f".detached-{secrets.token_hex(4)}.log"
+    earlier = {p.name for p in folder.iterdir()}  # a reused pid must not name an old mission
     child = _spawn(spec, workspace, log)
-    return _await_mission(child, folder, log)
+    return _await_mission(child, folder, log, earlier)
 
 
 def _read(stream: IO[str]) -> str:
@@ -68,7 +69,7 @@ def _child_args(args: argparse.Namespace, workspace: Path, goal: str) -> str:
     """The parsed arguments as JSON, for a child that runs ``task`` in the foreground."""
     values = {k: v for k, v in vars(args).items() if k not in ("func", "command")}
     values.update(goal=goal, workspace=str(workspace))
-    return json.dumps(values)
+    return json.dumps(values, default=str)
 
 
 def _spawn(spec: str, workspace: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -92,16 +93,18 @@ def _spawn(spec: str, workspace: Path, log: Path) -> subprocess.Popen[bytes]:
     return child
 
 
-def _await_mission(child: subprocess.Popen[bytes], folder: Path, log: Path) -> int:
+def _await_mission(
+    child: subprocess.Popen[bytes], folder: Path, log: Path, earlier: set[str]
+) -> int:
     """Until the claim names the child (started: exit 0) or the child ends (its error)."""
     deadline = time.monotonic() + START_WAIT_S
     while time.monotonic() < deadline:
-        paths = _claimed_by(folder, child.pid)
+        paths = _claimed_by(folder, child.pid, earlier)
         if paths is not None:
             return _started(child, paths, log)
         code = child.poll()
         if code is not None:
-            paths = _claimed_by(folder, child.pid)  # it may have ended right after starting
+            paths = _claimed_by(folder, child.pid, earlier)  # it may have just ended
             return _started(child, paths, log) if paths else _failed(code, log)
         time.sleep(POLL_S)
     child.terminate()
@@ -112,13 +115,15 @@ def _await_mission(child: subprocess.Popen[bytes], folder: Path, log: Path) -> i
     return EXIT_FAILED
 
 
-def _claimed_by(folder: Path, pid: int) -> MissionPaths | None:
-    """The mission the claim file says ``pid`` runs, once its folder exists."""
+def _claimed_by(folder: Path, pid: int, earlier: set[str]) -> MissionPaths | None:
+    """The new mission the claim file says ``pid`` runs, once its folder exists."""
     try:
         words = (folder / LOCK).read_text("utf-8", errors="replace").split()
     except OSError:
         return None
-    if len(words) != 2 or words[1] != str(pid) or not (folder / words[0]).is_dir():
+    if len(words) != 2 or words[1] != str(pid) or words[0] in earlier:
+        return None
+    if not (folder / words[0]).is_dir():
         return None
     return MissionPaths(folder / words[0])
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ocactors.actors.models import ScriptedModelServer
+from ocactors.detach import _claimed_by
 from ocactors.events import missions_dir, read_events
 from ocactors.events.catalogue import MissionStarted
 from tests._mission_helpers import CHECK, textstats_playbook
@@ -183,3 +184,14 @@ def test_the_mission_survives_the_terminal_that_started_it(
         assert terminal.wait(timeout=10) == -signal.SIGHUP
     events = wait_until_over(missions_dir(workspace) / mission / "events.jsonl")
     assert type(events[-1]).__name__ == "MissionSealed"
+
+
+def test_a_claim_left_by_an_older_mission_under_a_reused_pid_is_not_taken(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "20260101-000000-aaaa").mkdir()
+    (tmp_path / ".lock").write_text("20260101-000000-aaaa 4242\n")
+    assert _claimed_by(tmp_path, 4242, {"20260101-000000-aaaa", ".lock"}) is None
+    found = _claimed_by(tmp_path, 4242, set())
+    assert found is not None and found.id == "20260101-000000-aaaa"
+    assert _claimed_by(tmp_path, 4243, set()) is None
