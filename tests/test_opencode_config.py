@@ -118,6 +118,25 @@ def test_xdg_config_home_is_where_the_global_config_lives_when_set(
     assert resolve(workspace, "gw/m", env).base_url == "http://xdg/v1"
 
 
+def test_the_file_opencode_config_names_sits_between_project_and_global(
+    workspace: Path, home: Path, tmp_path: Path
+) -> None:
+    named = write(
+        tmp_path / "team.json", '{"provider": {"gw": {"options": {"baseURL": "http://team/v1"}}}}'
+    )
+    write(
+        home / ".config" / "opencode" / "opencode.json",
+        '{"provider": {"gw": {"options": {"baseURL": "http://home/v1"}}}}',
+    )
+    env = {"HOME": str(home), "OPENCODE_CONFIG": str(named)}
+    assert resolve(workspace, "gw/m", env).base_url == "http://team/v1"
+    write(
+        workspace / "opencode.json",
+        '{"provider": {"gw": {"options": {"baseURL": "http://ws/v1"}}}}',
+    )
+    assert resolve(workspace, "gw/m", env).base_url == "http://ws/v1"
+
+
 def test_a_parent_folder_up_to_the_git_root_counts_and_beyond_it_not(tmp_path: Path) -> None:
     repo = tmp_path / "outside" / "repo"
     (repo / ".git").mkdir(parents=True)
