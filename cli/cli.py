@@ -8,12 +8,23 @@ import sys
 from collections.abc import Sequence
 
 from ocactors import __version__
-from ocactors.commands import completion, demo, diff, inspect, monitor, replay, tail, task, undo
+from ocactors.commands import (
+    completion,
+    demo,
+    diff,
+    init,
+    inspect,
+    monitor,
+    replay,
+    tail,
+    task,
+    undo,
+)
 from ocactors.common import EXIT_OK, EXIT_USAGE, UsageError
 from ocactors.events import EventLogError
 from ocactors.view import silence_stdout
 
-COMMANDS = (task, inspect, tail, replay, monitor, diff, undo, demo, completion)
+COMMANDS = (task, inspect, tail, replay, monitor, diff, undo, demo, init, completion)
 
 
 class _Parser(argparse.ArgumentParser):

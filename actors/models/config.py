@@ -8,8 +8,6 @@ Most specific wins, field by field::
                               OPENAI_BASE_URL / OPENAI_API_KEY or ANTHROPIC_API_KEY
     .opencode/ocactors.toml   [roles.<role>] over [models]
 
-One exception, so that an ambient key never goes to a host it was not meant for: a key the
-file names (``api_key`` or ``api_key_env``) beats OPENAI_API_KEY / ANTHROPIC_API_KEY.
     defaults                  provider inferred from the base URL (or an Anthropic key),
                               the provider's public URL when a key is set, else a local
                               Ollama on 127.0.0.1:11434 (its first model)
@@ -17,6 +15,13 @@ file names (``api_key`` or ``api_key_env``) beats OPENAI_API_KEY / ANTHROPIC_API
 Each RoleConfig remembers where its settings came from (``origins``: ``--base-url``,
 ``OCACTORS_BASE_URL``, ``base_url under [models] in .opencode/ocactors.toml``, ...), so a
 mistake found later (by the preflight) names the one setting to change.
+
+One exception, so that an ambient key never goes to a host it was not meant for: a key the
+file names (``api_key`` or ``api_key_env``) beats OPENAI_API_KEY / ANTHROPIC_API_KEY.
+
+A model written ``PROVIDER/MODEL`` with no base URL configured is resolved through OpenCode's
+configuration instead (:mod:`ocactors.actors.models.opencode_config`): its provider entry or
+built-in provider gives URL, protocol and key (a key given to ocactors still wins).
 
 The file (every key optional; ``api_key_env`` names the variable holding the key, so keys
 stay out of files)::
@@ -60,6 +65,7 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
+from ocactors.actors.models.opencode_config import OpenCodeConfig, OpenCodeConfigError
 from ocactors.events.catalogue import Usage
 
 ROLES = ("planner", "worker", "reviewer")
@@ -316,9 +322,10 @@ def resolve_models(
     file = load_file_config(workspace)
     top = merge(flags_layer(flags), env_layer(env))
     probe = OllamaProbe(ollama_url, probe_timeout)
+    opencode = OpenCodeConfig(workspace, env)
     roles = {
         role: resolve_role(
-            role, top, merge(file.roles.get(role, Layer()), file.models), env, file, probe
+            role, top, merge(file.roles.get(role, Layer()), file.models), env, file, probe, opencode
         )
         for role in ROLES
     }
@@ -388,9 +395,15 @@ def resolve_role(
     env: Mapping[str, str],
     file: FileConfig,
     probe: OllamaProbe,
+    opencode: OpenCodeConfig | None = None,
 ) -> RoleConfig:
-    """One role: merge the layers, then fill the endpoint and model from defaults."""
+    """One role: merge the layers, then fill the endpoint and model from defaults.
+
+    ``PROVIDER/MODEL`` with no base URL configured is resolved through OpenCode's config.
+    """
     model = top.model or bottom.model
+    if opencode and model and "/" in model and not (top.base_url or bottom.base_url):
+        return opencode_role(role, model, top, bottom, env, file, opencode)
     provider = top.provider or bottom.provider
     provider = provider or infer_provider(top.base_url or bottom.base_url, model, env)
     file_key = bottom.api_key or (env.get(bottom.api_key_env) if bottom.api_key_env else None)
@@ -411,6 +424,35 @@ def resolve_role(
     chosen = msgspec.structs.replace(layer, provider=provider, model=model, base_url=base_url)
     config = role_config(role, chosen, file.prices, source)
     return replace(config, missing_key_env=missing_key_env(top, bottom, env))
+
+
+def opencode_role(
+    role: str,
+    model: str,
+    top: Layer,
+    bottom: Layer,
+    env: Mapping[str, str],
+    file: FileConfig,
+    opencode: OpenCodeConfig,
+) -> RoleConfig:
+    """A role whose model OpenCode's configuration (or its built-in providers) serves.
+
+    The endpoint decides provider, model and URL; a key given to ocactors (flag, OCACTORS_*,
+    the file) still wins over OpenCode's; the other settings merge as usual.
+    """
+    try:
+        found = opencode.resolve(model)
+    except OpenCodeConfigError as error:
+        raise ConfigError(str(error)) from None
+    file_key = bottom.api_key or (env.get(bottom.api_key_env) if bottom.api_key_env else None)
+    endpoint = Layer(
+        provider=found.protocol,
+        model=found.model,
+        base_url=found.base_url,
+        api_key=top.api_key or file_key or found.api_key,
+    )
+    limits = Layer(context_window=found.context_window, max_tokens=found.max_tokens)
+    return role_config(role, merge(endpoint, top, bottom, limits), file.prices, found.source)
 
 
 def ollama_endpoint(model: str | None, probe: OllamaProbe) -> tuple[str, str, str]:

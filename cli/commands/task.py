@@ -13,6 +13,7 @@ import msgspec
 from ocactors.actors.mission import load_log, open_new_mission, record_resume
 from ocactors.claim import claim_workspace
 from ocactors.common import EXIT_FAILED, EXIT_OK, UsageError, add_workspace, workspace_of
+from ocactors.detach import run_detached
 from ocactors.events import (
     MissionPaths,
     list_missions,
@@ -69,6 +70,14 @@ def _register_task(sub: Any) -> None:
     add_command_flags(p)
     add_session_flags(p)
     add_model_flags(p)
+    p.add_argument(
+        "--detach",
+        action="store_const",
+        dest="func",
+        const=run_detached,
+        help="run in the background: print the mission id and log path, exit at once "
+        "(GOAL `-`: read it from stdin)",
+    )
     p.set_defaults(func=run_task)
 
 
