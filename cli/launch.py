@@ -28,6 +28,7 @@ from ocactors.common import exit_code_for
 from ocactors.events import DEFAULT_SECRET_ENV_VARS, Journal, MissionPaths, Redactor
 from ocactors.events.catalogue import MissionSettings
 from ocactors.missions import fold_all
+from ocactors.snapshots import LiveFold
 from ocactors.summary import build, lines
 from ocactors.tools import ShellConfig, WebConfig
 from ocactors.tools.shell import is_secret
@@ -79,8 +80,9 @@ def run_logged_mission(
         limits=launch.limits,
         on_before_write=BaselineRecorder(launch.workspace, paths.baseline),
     )
+    fold = LiveFold()
     with _signals() as interrupted:  # before prepare: an early Ctrl-C is a stop, not a crash
-        run = MissionRun.prepare(ctx, paths, [launch.view])
+        run = MissionRun.prepare(ctx, paths, [launch.view, fold.observe])
         stop_when = _on_opencode(ctx, launch.opencode, interrupted)
         launch.view.start()
         try:
@@ -88,6 +90,7 @@ def run_logged_mission(
         finally:
             launch.view.close()
             journal.close()
+            fold.save(paths)
             if launch.opencode is not None:
                 launch.opencode.server.stop()
     if announce:

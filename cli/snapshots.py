@@ -25,6 +25,7 @@ import msgspec
 
 from ocactors.actors.state import MissionState, apply
 from ocactors.events import MissionPaths
+from ocactors.events.catalogue import Record
 from ocactors.events.codec import LineError, decode
 from ocactors.events.reader import iter_lines
 
@@ -123,3 +124,38 @@ def save_snapshot(paths: MissionPaths, state: MissionState, offset: int, last: b
         temp = target.with_name(f".{SNAPSHOT_NAME}.{os.getpid()}.tmp")
         temp.write_bytes(msgspec.msgpack.encode(snapshot))
         os.replace(temp, target)
+
+
+class LiveFold:
+    """The running mission's whole fold, kept as its events are appended (a subscriber).
+
+    When the mission ends, :meth:`save` writes it as the snapshot, so the first ``status`` or
+    ``ls`` after a long mission folds nothing (the runner already read every event once).
+    """
+
+    def __init__(self) -> None:
+        self.state = MissionState()
+
+    def observe(self, event: Record) -> None:
+        """Journal subscriber (and log replayer at start)."""
+        self.state = apply(self.state, event)
+
+    def save(self, paths: MissionPaths) -> None:
+        """After the journal closed: pin the fold to the log as it stands."""
+        last = _last_line(paths.events)
+        if last is not None and self.state.last_seq:
+            save_snapshot(paths, self.state, paths.events.stat().st_size, last)
+
+
+def _last_line(log: Path) -> bytes | None:
+    """The log's last complete line, or None when it does not end with one."""
+    try:
+        with open(log, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(size - 1_048_576, 0))
+            tail = handle.read()
+    except OSError:
+        return None
+    if not tail.endswith(b"\n"):
+        return None
+    return tail[:-1].rsplit(b"\n", 1)[-1]

@@ -71,3 +71,28 @@ def test_deleting_a_snapshot_changes_nothing(mission: MissionPaths) -> None:
     with_cache, _ = fold_all(mission)
     (mission.root / SNAPSHOT_NAME).unlink()
     assert fold_all(mission)[0] == with_cache
+
+
+def test_a_mission_leaves_a_snapshot_of_its_whole_fold(tmp_path: Path) -> None:
+    """The runner folds as it appends and pins that fold to the log when the mission ends."""
+    import os
+    import subprocess
+    import sys
+
+    from ocactors.actors.models import ScriptedModelServer
+    from ocactors.actors.models.playbook import Playbook, TaskPlay, Verdict
+    from ocactors.events import list_missions
+
+    playbook = Playbook(plans=[[TaskPlay("T1", {"a.txt": "a\n"})]], verdicts=[Verdict(True)])
+    with ScriptedModelServer(playbook.script()) as server:
+        env = {**os.environ, "OCACTORS_MODEL": "scripted", "OCACTORS_BASE_URL": server.base_url}
+        done = subprocess.run(
+            [sys.executable, "-m", "ocactors.cli", "task", "g", "--verify", "true",
+             "-C", str(tmp_path)],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (paths,) = list_missions(tmp_path)
+    snapshot = load_snapshot(paths)
+    assert snapshot is not None
+    assert snapshot.state == fold_mission(read_events(paths.events))
