@@ -92,6 +92,12 @@ class SessionsTable(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     opencode_url: str | None = None
 
 
+class VerifyTable(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[verify]``: the project's checks when ``--verify`` is not given ("none": unverified)."""
+
+    command: str | None = None
+
+
 class Extras(msgspec.Struct, frozen=True, kw_only=True):
     """The tables of the config file that belong to the command line."""
 
@@ -99,6 +105,7 @@ class Extras(msgspec.Struct, frozen=True, kw_only=True):
     tools: ToolSettings = ToolSettings()
     masking: MaskingTable = MaskingTable()
     sessions: SessionsTable = SessionsTable()
+    verify: VerifyTable = VerifyTable()
 
 
 def add_command_flags(parser: argparse.ArgumentParser) -> None:
@@ -152,7 +159,7 @@ def read_extras(workspace: Path) -> Extras:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise UsageError(f"{path}: {error}") from None
     try:
-        names = ("limits", "tools", "masking", "sessions")
+        names = ("limits", "tools", "masking", "sessions", "verify")
         return msgspec.convert({k: v for k, v in data.items() if k in names}, Extras)
     except msgspec.ValidationError as error:
         raise UsageError(f"{path}: {error}") from None

@@ -95,3 +95,20 @@ def test_a_package_only_in_the_projects_venv_passes_its_checks(tmp_path: Path) -
         state = harness.start()
     assert state.phase == "sealed", (state.detail, state.verify)
     assert state.verify is not None and ".venv" not in sys.executable
+
+
+def test_verify_none_in_the_config_file_seals_unverified(tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "ws"
+    (root / ".opencode").mkdir(parents=True)
+    (root / ".opencode" / "ocactors.toml").write_text('[verify]\ncommand = "none"\n')
+    playbook = Playbook(plans=[[TaskPlay("T1", {"notes.txt": "hi\n"})]], verdicts=[Verdict(True)])
+    with ScriptedModelServer(playbook.script()) as server:
+        env = {**os.environ, "OCACTORS_MODEL": "scripted", "OCACTORS_BASE_URL": server.base_url}
+        done = subprocess.run(
+            [sys.executable, "-m", "ocactors.cli", "task", "g", "-C", str(root)],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "unverified" in done.stderr

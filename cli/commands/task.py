@@ -30,6 +30,7 @@ from ocactors.setup import (
     add_model_flags,
     add_session_flags,
     launch_for,
+    read_extras,
     session_limits,
 )
 from ocactors.view import make_view
@@ -56,7 +57,12 @@ def _register_task(sub: Any) -> None:
     )
     p.add_argument("goal", help="what the mission should achieve, in one sentence")
     add_workspace(p)
-    p.add_argument("--verify", metavar="CMD", help="the project's checks (default: detected)")
+    p.add_argument(
+        "--verify",
+        metavar="CMD",
+        help="the project's checks (default: [verify] command, else every ecosystem's found); "
+        "'none' seals on the review alone, marked unverified",
+    )
     p.add_argument(
         "--parallel", type=int, metavar="N", help="workers at once (default: [limits] 10)"
     )
@@ -98,7 +104,7 @@ def run_task(args: argparse.Namespace) -> int:
     workspace = workspace_of(args)
     if not args.goal.strip():
         raise UsageError("the goal is empty; say what the mission should achieve")
-    settings = _settings(args, session_limits(workspace))
+    settings = _settings(args, session_limits(workspace), read_extras(workspace).verify.command)
     launch = launch_for(workspace, args, make_view(args.json))
     with claim_workspace(workspace) as claim:
         paths, journal = open_new_mission(
@@ -114,7 +120,10 @@ def run_task(args: argparse.Namespace) -> int:
         return run_logged_mission(launch, paths, journal)
 
 
-def _settings(args: argparse.Namespace, limits: Limits) -> MissionSettings:
+def _settings(
+    args: argparse.Namespace, limits: Limits, verify: str | None = None
+) -> MissionSettings:
+    """The mission's knobs: flags over ``[limits]`` and ``[verify] command``."""
     max_sessions = limits.max_sessions
     default = min(limits.max_per_role, max_sessions)
     parallel = args.parallel if args.parallel is not None else default
@@ -124,7 +133,7 @@ def _settings(args: argparse.Namespace, limits: Limits) -> MissionSettings:
         raise UsageError("--max-iterations must be at least 1")
     _check_ttl(args)
     return MissionSettings(
-        verify_command=args.verify,
+        verify_command=args.verify or verify,
         max_iterations=args.max_iterations,
         parallel=parallel,
         max_sessions=max_sessions,
