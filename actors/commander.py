@@ -92,6 +92,7 @@ class Commander(pykka.ThreadingActor):
         self._prior = dict(prior or {})
         self._flights: dict[str, Flight] = {}
         self._cancels: dict[str, threading.Event] = {}
+        self.generation = ctx.generation
 
     def on_receive(self, message: Any) -> Any:
         """Runs on the Commander's thread: decide, append, fold, perform."""
@@ -104,10 +105,13 @@ class Commander(pykka.ThreadingActor):
         if not isinstance(message, REPORTS):
             return False
         actor = VERIFIER if isinstance(message, ChecksEnded) else message.actor
-        flight = self._flights.pop(actor, None)
-        self._cancels.pop(actor, None)
+        flight = self._flights.get(actor)
         session = getattr(message, "session", None)
-        return flight is None or (session is not None and session != flight.session)
+        if flight is None or (session is not None and session != flight.session):
+            return True
+        del self._flights[actor]
+        self._cancels.pop(actor, None)
+        return False
 
     def _handle(self, message: Message) -> None:
         followups: list[Message] = []
@@ -163,7 +167,8 @@ class Commander(pykka.ThreadingActor):
         cancel = threading.Event()
         self._flights[step.actor] = Flight(step.session, self.ctx.clock())
         self._cancels[step.actor] = cancel
-        ref.tell(RunSession(step.actor, step.session, self.state, prior or (), cancel))
+        job = RunSession(step.actor, step.session, self.state, prior or (), cancel, self.generation)
+        ref.tell(job)
 
     def _commit(self, step: CommitTask) -> Committed:
         """Commit on the mission's history, here on the Commander's thread (serialised)."""

@@ -90,6 +90,8 @@ class Meter:
 
 
 SessionFactory = Callable[..., RunsSession]
+RETIRED = "retired"
+"""Why a crashed Commander's role actor stops: its session continues in a new actor."""
 SESSION_ENDS = (ev.SessionFinished, ev.SessionFailed, ev.SessionInterrupted)
 
 
@@ -132,14 +134,31 @@ class MissionContext:
     tick_s: float = 0.5
     sessions: OpenSessions = field(default_factory=OpenSessions)
     history: History | None = None
+    generation: int = 0
+    """Bumped when a crashed Commander is replaced: the old one's role actors are retired."""
     _door: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, event: Event, actor: str) -> Event:
         """Append a session's event; refuse once the mission is stopping."""
+        return self.recorder(self.generation)(event, actor)
+
+    def recorder(self, generation: int) -> Callable[[Event, str], Event]:
+        """``record`` for a role actor of ``generation``: refused once that one is retired."""
+
+        def record(event: Event, actor: str) -> Event:
+            with self._door:
+                if generation != self.generation:
+                    raise SessionInterrupted(RETIRED)
+                if self.stopping.is_set():
+                    raise SessionInterrupted("stopped")
+                return self.journal.append(event, actor=actor).event
+
+        return record
+
+    def retire_generation(self) -> None:
+        """The Commander died: its role actors may write nothing more."""
         with self._door:
-            if self.stopping.is_set():
-                raise SessionInterrupted("stopped")
-            return self.journal.append(event, actor=actor).event
+            self.generation += 1
 
     def close_sessions(self, reason: str) -> None:
         """Refuse session writes from now on; end each open session with ``reason``."""
@@ -151,17 +170,27 @@ class MissionContext:
                 )
 
     def interrupted(self, session: str, actor: str, reason: str) -> str:
-        """Record that the gate stopped ``session`` (unless the door is shut); the detail."""
+        """Record that the gate stopped ``session`` (unless the door is shut); the detail.
+
+        A retired actor records nothing: its session goes on in the new Commander's actor.
+        """
+        if reason == RETIRED:
+            return ""
         detail = (self.meter.exceeded(self.settings) or "") if reason == "budget" else ""
         event = ev.SessionInterrupted(session=session, reason=reason, detail=detail)
         with contextlib.suppress(SessionInterrupted):
             self.record(event, actor)
         return detail
 
-    def gate(self, cancel: threading.Event | None = None) -> Callable[[], None]:
-        """The Commander's check before every model turn: stop, TTL and budget."""
+    def gate(
+        self, cancel: threading.Event | None = None, generation: int | None = None
+    ) -> Callable[[], None]:
+        """The Commander's check before every model turn: retired, stop, TTL and budget."""
+        mine = self.generation if generation is None else generation
 
         def check() -> None:
+            if mine != self.generation:
+                raise SessionInterrupted(RETIRED)
             if self.stopping.is_set():
                 raise SessionInterrupted("stopped")
             if cancel is not None and cancel.is_set():

@@ -179,6 +179,8 @@ class RunSession:
     state: MissionState
     prior: tuple[Record, ...] = ()
     cancel: threading.Event | None = None
+    generation: int = 0
+    """The Commander's generation: a replaced Commander's actors are retired."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -183,16 +183,24 @@ class MissionRun:
         commander = self._start_commander(self.loaded.commander, self.loaded.open_sessions)
         stop_sent = False
         while not self.finished.wait(self.ctx.tick_s):
-            for command in inbox.poll():
-                commander.tell(command)
+            messages: list[Any] = list(inbox.poll())
             stop = None if stop_sent else self._reason_to_stop(interrupted)
             if stop is not None:
                 stop_sent = True
-                commander.tell(ControlCommand(command="stop", args=stop, pid=os.getpid()))
-            commander.tell(Tick())
-            if not commander.is_alive() and not self.finished.is_set():
+                messages.append(ControlCommand(command="stop", args=stop, pid=os.getpid()))
+            if not self._deliver(commander, [*messages, Tick()]) and not self.finished.is_set():
                 commander = self._replace_commander()
         return self._shutdown(commander)
+
+    @staticmethod
+    def _deliver(commander: pykka.ActorRef[Any], messages: list[Any]) -> bool:
+        """Tell the Commander; False when it has died (a tell to a dead actor raises)."""
+        try:
+            for message in messages:
+                commander.tell(message)
+        except pykka.ActorDeadError:
+            return False
+        return commander.is_alive()
 
     def _reason_to_stop(self, interrupted: Callable[[], str]) -> dict[str, str] | None:
         """A signal (its name in the detail), or a log someone else changed: stop at once."""
@@ -222,23 +230,44 @@ class MissionRun:
         return ref
 
     def _replace_commander(self) -> pykka.ActorRef[Any]:
-        """Record the crash, then a Commander folded from the log (or fail past the limit)."""
+        """Record the crash, then a Commander folded from the log (or fail past the limit).
+
+        The dead Commander's role actors belong to the old generation: from now on their
+        writes are refused and their gates stop them, so the new Commander's actors are the
+        only ones continuing those sessions from the log.  A crash after the final event
+        writes nothing more.
+        """
+        self.ctx.retire_generation()
         self.ctx.journal.flush()
-        restarts = load_log(self.ctx.journal.path).commander_restarts + 1
+        loaded = load_log(self.ctx.journal.path)
+        if loaded.commander.final:
+            self.finished.set()
+            return self._start_commander(loaded.commander, {})
+        self.ctx.stopping.clear()  # a crash between the door closing and the final event
+        restarts = loaded.commander_restarts + 1
         self.ctx.journal.append(
             ev.ActorCrashed(target="commander", error="the commander stopped", restarts=restarts),
             actor="supervisor",
         )
         if restarts > MAX_COMMANDER_RESTARTS:
-            detail = f"the commander crashed {restarts} times"
-            self.ctx.close_sessions("failed")
-            self.ctx.journal.append(
-                ev.MissionFailed(reason="crashed", detail=detail), actor="commander"
-            )
-            self.finished.set()
+            self._fail_crashed(loaded.commander, restarts)
         self.ctx.journal.flush()
         loaded = load_log(self.ctx.journal.path)
         return self._start_commander(loaded.commander, loaded.open_sessions)
+
+    def _fail_crashed(self, state: MissionState, restarts: int) -> None:
+        """Past the restart limit: end the sessions, give the leases back, fail."""
+        self.ctx.close_sessions("failed")
+        for task_id in dict.fromkeys(state.leases.values()):
+            files = [f for f, owner in state.leases.items() if owner == task_id]
+            self.ctx.journal.append(
+                ev.LeaseReleased(task_id=task_id, files=files), actor="commander"
+            )
+        detail = f"the commander crashed {restarts} times"
+        self.ctx.journal.append(
+            ev.MissionFailed(reason="crashed", detail=detail), actor="commander"
+        )
+        self.finished.set()
 
     def _shutdown(self, commander: pykka.ActorRef[Any]) -> MissionState:
         """The Commander's own final state (asked, with a timeout), then stop it.

@@ -85,9 +85,9 @@ class SessionActor(pykka.ThreadingActor):
             self.brief(job),
             client=self.ctx.clients[self.role],
             toolbox=self.toolbox(job),
-            record=self.ctx.record,
+            record=self.ctx.recorder(job.generation),
             mission=self.ctx.mission,
-            gate=self.ctx.gate(job.cancel),
+            gate=self.ctx.gate(job.cancel, job.generation),
             limits=self.ctx.limits,
             prior=job.prior,
         )
@@ -134,7 +134,7 @@ class SessionActor(pykka.ThreadingActor):
             kinds=[change.kind for change in report.changes],
         )
         with contextlib.suppress(SessionInterrupted):
-            self.ctx.record(event, job.actor)
+            self.ctx.recorder(job.generation)(event, job.actor)
 
 
 class PlannerActor(SessionActor):

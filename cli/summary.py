@@ -174,6 +174,8 @@ def _files(workspace: Path, paths: MissionPaths) -> tuple[list[FileLines], str]:
 
 def _why(state: MissionState, word: str) -> str:
     """How it ended, in one line: the Commander's own words where it recorded some."""
+    if word == "sealed" and state.verify is not None and state.verify.command == "none":
+        return "every task done and the review approved; unverified: no checks ran (--verify none)"
     if word == "sealed":
         return "every task done, the review approved, the checks passed"
     if word == "running":
@@ -197,17 +199,17 @@ def _checks(state: MissionState) -> Checks | None:
 
 
 def _use(used: Tokens) -> RoleUse:
-    cost = getattr(used, "cost", None)  # filled by whoever knows the prices, where they do
+    """A role's tokens, and its dollars when every turn of it had a known price."""
+    cost = None if used.unpriced else used.cost_usd
     return RoleUse(used.prompt, used.completion, used.total, _money(cost))
 
 
 def _cost(state: MissionState, tokens: dict[str, RoleUse]) -> float | None:
     """The state's own total if it keeps one, else the roles' costs added, else unknown."""
-    total = _money(getattr(state, "cost", None))
-    if total is not None:
-        return total
-    costs = [use.cost for use in tokens.values() if use.cost is not None]
-    return round(sum(costs), 6) if costs else None
+    costs = [use.cost for use in tokens.values()]
+    if not costs or any(cost is None for cost in costs):
+        return None  # an unpriced turn: the total is unknown, never "free"
+    return round(sum(c for c in costs if c is not None), 6)
 
 
 def _money(value: object) -> float | None:
@@ -250,6 +252,10 @@ def _is_cwd(workspace: Path) -> bool:
 def _checks_words(checks: Checks | None) -> str:
     if checks is None:
         return "not run"
+    if checks.command == "none":
+        return "unverified: no checks run (--verify none)"
+    if not checks.command:
+        return "none found: the project has no automated checks (not a pass)"
     verdict = "passed" if checks.passed else f"FAILED (exit {checks.exit_code})"
     command = checks.command or "(none)"
     took = f"{checks.duration_s:.1f}s"

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -269,3 +270,45 @@ def test_interruption_is_not_an_end_for_the_session_fold(workspace: Path) -> Non
     opening = ev.SessionStarted(session="s", role="worker", model="m")
     paused = fold_session([opening, ev.SessionInterrupted(session="s", reason="user")])
     assert paused.started and not paused.ended
+
+
+class CommitCrashesOnce:
+    """A real file history whose first commit raises what the Commander does not expect."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.crashed = real, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def commit_task(self, task_id: str, title: str, files: Any) -> str:
+        if not self.crashed:
+            self.crashed = True
+            raise RuntimeError("injected: the Commander's thread dies here")
+        return str(self.real.commit_task(task_id, title, files))
+
+
+def test_a_crashed_commander_is_replaced_and_no_session_runs_twice(workspace: Path) -> None:
+    from ocactors.actors.history import start_history
+    from ocactors.events import create_mission_dir
+
+    delays = {1: 0.0, 2: 1.0, 3: 1.0}  # T2 and T3 still wait on the model when T1 commits
+    plan = [TaskPlay(f"T{n}", {f"f{n}.txt": f"{n}\n"}, worker_delay_s=d) for n, d in delays.items()]
+    playbook = Playbook(plans=[plan], verdicts=[Verdict(True)])
+    scratch = create_mission_dir(workspace.parent / "scratch", "history")
+    history = CommitCrashesOnce(start_history(workspace, scratch.root, "history"))
+    with ScriptedModelServer(playbook.script()) as server:
+        harness = MissionHarness(workspace, server, MissionSettings(verify_command="true"))
+        harness.extra = {"history": history}
+        state = harness.start()
+    assert state.phase == "sealed", state.detail
+    assert harness.paths is not None
+    events = list(read_events(harness.paths.events))
+    crashed = [e for e in events if isinstance(e, ev.ActorCrashed) and e.actor == "supervisor"]
+    assert [c.restarts for c in crashed] == [1]
+    started = Counter(e.session for e in events if isinstance(e, ev.SessionStarted))
+    assert started and set(started.values()) == {1}, started  # no session ran twice
+    finished = Counter(e.session for e in events if isinstance(e, ev.SessionFinished))
+    assert set(finished.values()) == {1}, finished
+    answers = Counter((e.session, e.turn) for e in events if isinstance(e, ev.ModelResponded))
+    assert set(answers.values()) == {1}, answers  # the retired actors wrote nothing more

@@ -168,6 +168,10 @@ def _checks(state: MissionState) -> str:
     verify = state.verify
     if verify is None:
         return "not run yet"
+    if verify.command == "none":
+        return "unverified: no checks run (--verify none)"
+    if not verify.command:
+        return "none found: the project has no automated checks (not a pass)"
     verdict = "passed" if verify.passed else f"failed (exit {verify.exit_code})"
     return f"`{verify.command}` {verdict}"
 
