@@ -177,7 +177,7 @@ def _resumed(s: MissionState, e: ev.MissionResumed) -> MissionState:
     phase = s.paused_phase if s.phase in ("stopped", "failed") else s.phase
     settings = e.settings if e.settings is not None else s.settings
     active = 0.0 if e.reason.startswith(FORK_REASON) else s.active_s
-    return replace(
+    resumed = replace(
         s,
         phase=phase,
         settings=settings,
@@ -186,6 +186,18 @@ def _resumed(s: MissionState, e: ev.MissionResumed) -> MissionState:
         active_s=active,
         segment_ts=e.ts,
     )
+    return _rearmed(resumed) if s.outcome == "no-progress" else resumed
+
+
+def _rearmed(s: MissionState) -> MissionState:
+    """A resume after no-progress is a person saying "try again" (often after fixing
+    something): the repeated complaints are forgotten and a task stopped for failing the
+    same way twice may run again, instead of stopping (or failing) at once."""
+    tasks = {
+        tid: replace(t, status="pending", failures=()) if t.status == "failed" else t
+        for tid, t in s.tasks.items()
+    }
+    return replace(s, complaints=(), tasks=tasks)
 
 
 def _sealed(s: MissionState, e: ev.MissionSealed) -> MissionState:

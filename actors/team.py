@@ -195,7 +195,14 @@ class VerifierActor(pykka.ThreadingActor):
         return None
 
     def _verify(self, job: RunChecks) -> ChecksEnded:
-        result = run_checks(self.ctx.workspace, job.checks, self.ctx.shell)
+        """The checks' result; a failure to even run them is a failed check, never a hang."""
+        try:
+            result = run_checks(self.ctx.workspace, job.checks, self.ctx.shell, self.ctx.stopping)
+        except Exception as error:
+            note = f"the checks could not run: {type(error).__name__}: {error}"
+            return ChecksEnded(
+                job.iteration, "; ".join(c.command for c in job.checks), 125, note, 0.0
+            )
         return ChecksEnded(
             job.iteration, result.command, result.exit_code, result.output, result.duration_s
         )

@@ -10,6 +10,7 @@ sandbox, bounded, registered with the mission's process groups and ended with th
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,9 +62,22 @@ def describe_project(workspace: Path, settings_command: str | None) -> str:
     return f"{checks}\n(environment: {env.description})"
 
 
-def run_checks(workspace: Path, checks: Sequence[CheckSpec], shell: ShellConfig) -> VerifyResult:
-    """Every check, in order, each headed by its name; the first failing code is the result."""
-    results = [run_verify(workspace, check.command, shell) for check in checks]
+def run_checks(
+    workspace: Path,
+    checks: Sequence[CheckSpec],
+    shell: ShellConfig,
+    stopping: threading.Event | None = None,
+) -> VerifyResult:
+    """Every check, in order, each headed by its name; the first failing code is the result.
+
+    A mission that is stopping starts no further check.
+    """
+    results: list[VerifyResult] = []
+    for check in checks:
+        if stopping is not None and stopping.is_set():
+            break
+        results.append(run_verify(workspace, check.command, shell))
+    checks = checks[: len(results)]
     if len(results) == 1:
         return results[0]
     share = max(OUTPUT_TAIL // max(len(results), 1), 500)

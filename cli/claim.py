@@ -50,6 +50,22 @@ def claim_workspace(workspace: Path) -> Iterator[Claim]:
         os.close(fd)  # closing releases the lock
 
 
+def ensure_unclaimed(workspace: Path) -> None:
+    """Refuse early (creating nothing) when a mission already holds the workspace.
+
+    ``task`` asks before it resolves models or starts anything (an OpenCode server), then
+    takes the claim for real; the two are a moment apart, and the claim itself decides.
+    """
+    try:
+        fd = os.open(missions_dir(workspace) / LOCK_NAME, os.O_RDWR)
+    except OSError:
+        return  # no missions folder, no lock file: nobody holds it
+    try:
+        _lock(fd)
+    finally:
+        os.close(fd)
+
+
 def _lock(fd: int) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -82,10 +82,10 @@ def run_logged_mission(
     )
     fold = LiveFold()
     with _signals() as interrupted:  # before prepare: an early Ctrl-C is a stop, not a crash
-        run = MissionRun.prepare(ctx, paths, [launch.view, fold.observe])
-        stop_when = _on_opencode(ctx, launch.opencode, interrupted)
-        launch.view.start()
         try:
+            run = MissionRun.prepare(ctx, paths, [launch.view, fold.observe])
+            stop_when = _on_opencode(ctx, launch.opencode, interrupted)
+            launch.view.start()
             state = run.run(stop_when)
         finally:
             launch.view.close()

@@ -141,9 +141,17 @@ class LiveFold:
         self.state = apply(self.state, event)
 
     def save(self, paths: MissionPaths) -> None:
-        """After the journal closed: pin the fold to the log as it stands."""
+        """After the journal closed: pin the fold to the log as it stands, but only when the
+        log's last line is the last event folded (a failed write, a replaced log: no cache)."""
         last = _last_line(paths.events)
-        if last is not None and self.state.last_seq:
+        if last is None or not self.state.last_seq:
+            return
+        try:
+            if decode(last).seq != self.state.last_seq:
+                return
+        except LineError:
+            return
+        with contextlib.suppress(OSError):
             save_snapshot(paths, self.state, paths.events.stat().st_size, last)
 
 

@@ -190,3 +190,19 @@ def test_a_session_that_ended_just_before_a_crash_is_not_run_again(workspace: Pa
     assert state.phase == "sealed", state.detail
     started = [e for e in events_of(harness) if isinstance(e, ev.SessionStarted)]
     assert Counter(s.session for s in started)["worker:T1#1"] == 1
+
+
+def test_a_resume_after_no_progress_tries_again(workspace: Path) -> None:
+    """A person resuming a no-progress stop (after fixing something) gets a new iteration."""
+    same = Verdict(False, [("a.txt", "a.txt must say b")])
+    plans = [[TaskPlay("T1", {"a.txt": "a\n"})], [TaskPlay("F1", {"a.txt": "a\n"})]]
+    plans.append([TaskPlay("F2", {"a.txt": "b\n"})])
+    playbook = Playbook(plans=plans, verdicts=[same, same, Verdict(True)])
+    with ScriptedModelServer(playbook.script()) as server:
+        harness = MissionHarness(workspace, server, MissionSettings(verify_command="true"))
+        stopped = harness.start()
+        assert (stopped.phase, stopped.outcome) == ("stopped", "no-progress")
+        resumed = harness.resume()
+    assert resumed.phase == "sealed", resumed.detail
+    assert resumed.iteration == 3
+    assert (workspace / "a.txt").read_text() == "b\n"

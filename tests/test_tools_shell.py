@@ -193,6 +193,8 @@ def test_undecodable_output_and_stdin(root: Path) -> None:
         "python `touch pwned`",
         "python -c 1\ntouch pwned",
         "python <(touch pwned)",
+        "python x#;touch pwned",
+        "python -k a#&&touch pwned",
         "echo hello",
         "echo hello-world",
     ],

@@ -199,14 +199,17 @@ class LeaseGuard:
         if snapshot.done:
             raise ValueError("this snapshot was already checked")
         snapshot.done = True
-        tree = scan(self.root, self.skip)
-        with self._lock:
-            others = snapshot.others | self._others(snapshot.owner, snapshot.mark)
-            restorer = _Restorer(self.root, snapshot, tree, snapshot.lease | others, self._shadow)
-            changes = restorer.run()
-            self._shadow.drop(snapshot.blobs.values())
-            self._running.pop(id(snapshot), None)
-            self._prune()
+        try:
+            tree = scan(self.root, self.skip)
+            with self._lock:
+                others = snapshot.others | self._others(snapshot.owner, snapshot.mark)
+                held = snapshot.lease | others
+                changes = _Restorer(self.root, snapshot, tree, held, self._shadow).run()
+                self._shadow.drop(snapshot.blobs.values())
+        finally:
+            with self._lock:  # whatever happened, this command no longer runs
+                self._running.pop(id(snapshot), None)
+                self._prune()
         return LeaseReport(tuple(changes), tuple(sorted(snapshot.lease)))
 
     def _others(self, owner: str, mark: int) -> frozenset[str]:
@@ -241,7 +244,10 @@ def scan(root: Path, skip: frozenset[str]) -> Tree:
             continue
         for entry in entries:
             path = f"{rel}/{entry.name}" if rel else entry.name
-            tree[path] = _entry(entry, entry.name in skip or skipped_dir(entry.name))
+            try:
+                tree[path] = _entry(entry, entry.name in skip or skipped_dir(entry.name))
+            except FileNotFoundError:
+                continue  # gone between the listing and the stat (a temp file renamed away)
             if tree[path].kind == "d":
                 todo.append(path)
     return tree

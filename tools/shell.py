@@ -181,6 +181,7 @@ def _check_allowed(command: str, config: ShellConfig) -> None:
 def _words(command: str) -> list[str]:
     lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
+    lexer.commenters = ""  # bash starts a comment only at a word's start: `x#;rm y` chains
     try:
         return list(lexer)
     except ValueError as error:

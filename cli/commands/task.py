@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from ocactors.actors.mission import load_log, open_new_mission, record_resume
-from ocactors.claim import claim_workspace
+from ocactors.claim import claim_workspace, ensure_unclaimed
 from ocactors.common import EXIT_FAILED, EXIT_OK, UsageError, add_workspace, workspace_of
 from ocactors.detach import run_detached
 from ocactors.events import (
@@ -105,6 +105,7 @@ def run_task(args: argparse.Namespace) -> int:
     if not args.goal.strip():
         raise UsageError("the goal is empty; say what the mission should achieve")
     settings = _settings(args, session_limits(workspace), read_extras(workspace).verify.command)
+    ensure_unclaimed(workspace)
     launch = launch_for(workspace, args, make_view(args.json))
     with claim_workspace(workspace) as claim:
         paths, journal = open_new_mission(
