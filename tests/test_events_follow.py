@@ -20,7 +20,26 @@ def paths(tmp_path: Path) -> MissionPaths:
     return create_mission_dir(tmp_path, "20261125-000000-abcd")
 
 
-def collect(path: Path, n: int, **options: object) -> tuple[list[Record], list[float]]:
+class Seen:
+    """How many events the follower has seen, for a writer to wait on (no sleeps)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def add(self) -> None:
+        with self.changed:
+            self.count += 1
+            self.changed.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: self.count >= count, timeout)
+
+
+def collect(
+    path: Path, n: int, seen: Seen | None = None, **options: object
+) -> tuple[list[Record], list[float]]:
     """Follow in a thread until ``n`` events came; returns them with arrival times."""
     got: list[Record] = []
     times: list[float] = []
@@ -30,6 +49,8 @@ def collect(path: Path, n: int, **options: object) -> tuple[list[Record], list[f
         for event in follow(path, stop_event=stop, **options):  # type: ignore[arg-type]
             got.append(event)
             times.append(time.monotonic())
+            if seen is not None:
+                seen.add()
             if len(got) >= n:
                 return
 
@@ -45,18 +66,19 @@ def test_follow_sees_events_appended_later_even_before_the_file_exists(
     paths: MissionPaths, force_polling: bool
 ) -> None:
     appended: list[float] = []
+    seen = Seen()
 
     def write() -> None:
-        time.sleep(0.3)
+        """Each event only after the follower saw the one before: appended later, surely."""
         with Journal.open(paths.events, mission="m", durability="always") as journal:
             for i in range(5):
                 journal.append(ev.IterationStarted(iteration=i), actor="c")
                 appended.append(time.monotonic())
-                time.sleep(0.1)
+                assert seen.wait_for(i + 1)
 
     writer = threading.Thread(target=write)
     writer.start()
-    got, times = collect(paths.events, 5, force_polling=force_polling)
+    got, times = collect(paths.events, 5, seen, force_polling=force_polling)
     writer.join(timeout=10)
     assert [e.seq for e in got] == [1, 2, 3, 4, 5]
     delays = sorted(t - a for t, a in zip(times, appended, strict=True))
@@ -105,15 +127,17 @@ def test_a_writer_restart_after_repair_is_followed_without_duplicates(paths: Mis
     with open(paths.events, "ab") as log:
         log.write(b'{"torn": ')
 
+    seen = Seen()
+
     def restart() -> None:
-        time.sleep(0.3)
+        assert seen.wait_for(1)  # the follower read event 1, then met the torn tail
         with Journal.open(paths.events, mission="m") as journal:  # repairs, shrinking the file
             journal.append(ev.IterationStarted(iteration=2), actor="c")
             journal.append(ev.IterationStarted(iteration=3), actor="c")
 
     writer = threading.Thread(target=restart)
     writer.start()
-    got, _ = collect(paths.events, 3)
+    got, _ = collect(paths.events, 3, seen)
     writer.join(timeout=10)
     assert [e.seq for e in got] == [1, 2, 3]
 
