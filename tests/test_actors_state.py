@@ -131,10 +131,40 @@ def test_unknown_events_only_move_the_sequence() -> None:
     assert state.phase == "new"
 
 
-def test_tasks_sharing_a_file_never_start_together() -> None:
+def test_a_task_waits_for_its_dependency_and_for_a_shared_file() -> None:
     state = fold_mission(MISSION[:4])
     chosen = ready_tasks(state, slots=10)
     assert [t.spec.id for t in chosen] == ["T1"]  # T2 waits for T1, T3 shares a.py with T1
+
+
+FILES = st.lists(st.sampled_from(["a.py", "b.py", "c.py", "d.py"]), min_size=1, max_size=2)
+
+
+@given(
+    st.lists(FILES, min_size=1, max_size=8),
+    st.dictionaries(st.sampled_from(["a.py", "b.py", "c.py", "d.py"]), st.integers(0, 7)),
+    st.integers(min_value=1, max_value=8),
+)
+def test_tasks_sharing_a_file_never_start_together(
+    plan: list[list[str]], held: dict[str, int], slots: int
+) -> None:
+    """Whatever the plan and the leases already held, one round never picks two tasks that
+    share a file, nor a task whose file another task holds; and never more than the slots."""
+    tasks = [spec(f"T{n}", sorted(set(files))) for n, files in enumerate(plan)]
+    events: list[Event] = [ev.PlanAccepted(iteration=1, tasks=tasks)]
+    events += [
+        ev.LeaseGranted(task_id=f"T{owner}", files=[f])
+        for f, owner in held.items()
+        if owner < len(tasks)
+    ]
+    state = fold_mission(events)
+    chosen = ready_tasks(state, slots=slots)
+    assert len(chosen) <= slots
+    claimed: dict[str, str] = {}
+    for task in chosen:
+        for name in task.spec.files:
+            assert claimed.setdefault(name, task.spec.id) == task.spec.id
+            assert state.leases.get(name, task.spec.id) == task.spec.id
 
 
 def test_a_leased_file_blocks_others_but_not_its_holder() -> None:

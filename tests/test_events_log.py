@@ -118,12 +118,14 @@ def count(state: dict[str, int], event: Record) -> dict[str, int]:
 
 
 @settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(any_event, max_size=30))
-def test_fold_equals_applying_one_by_one(events: list[Event]) -> None:
-    state: dict[str, int] = {}
-    for event in events:
-        state = count(state, event)
-    assert fold(count, dict[str, int](), events) == state
+@given(st.lists(any_event, max_size=30), st.integers(min_value=0, max_value=30))
+def test_a_fold_continued_from_any_prefix_is_the_whole_fold(events: list[Event], cut: int) -> None:
+    """``fold`` applies each event once, in order, from ``initial``: folding the rest on top of
+    a prefix's fold gives the whole fold, and the count of each type is the events' own."""
+    whole = fold(count, dict[str, int](), events)
+    assert fold(count, fold(count, dict[str, int](), events[:cut]), events[cut:]) == whole
+    for kind in {event_type(e) for e in events}:
+        assert whole[kind] == sum(event_type(e) == kind for e in events)
 
 
 def test_state_at_is_the_fold_of_the_prefix(paths: MissionPaths) -> None:
