@@ -61,6 +61,10 @@ def register(sub: Any) -> None:
 
 def run_replay(args: argparse.Namespace) -> int:
     """Dispatch on the mode."""
+    if args.rerun and args.fork_at is not None:
+        raise UsageError(
+            "--rerun and --fork-at do not go together: rerun the whole mission, or fork it"
+        )
     workspace = workspace_of(args)
     paths = pick(workspace, args.mission)
     if args.rerun:

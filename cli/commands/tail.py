@@ -19,9 +19,9 @@ from typing import Any, BinaryIO
 
 import msgspec
 
-from ocactors.common import EXIT_OK, add_workspace, workspace_of
+from ocactors.common import EXIT_OK, UsageError, add_workspace, workspace_of
 from ocactors.events import MissionPaths, encode, follow, writer_pid
-from ocactors.events.catalogue import FINAL_TYPES, Record, event_type
+from ocactors.events.catalogue import FINAL_TYPES, KNOWN_TYPES, Record, event_type
 from ocactors.events.reader import iter_lines
 from ocactors.missions import Notes, events, pick
 
@@ -37,7 +37,7 @@ def register(sub: Any) -> None:
         help="print a mission's events; -f follows a running mission",
         description="The mission's events as readable lines (time, seq, actor, type, what "
         "happened). With -f, follow the log live; it ends by itself when the mission ends.",
-        epilog="example: ocactors tail -f --actor 'worker:*' --type task.finished",
+        epilog="example: ocactors tail -f --actor 'worker:*' --type tool.called",
     )
     p.add_argument("mission", nargs="?", help="mission id or unique prefix (default: newest)")
     add_workspace(p)
@@ -94,6 +94,11 @@ class Printer:
 
 def run_tail(args: argparse.Namespace) -> int:
     """Print what is there; with -f, go on until the mission ends."""
+    unknown = sorted(set(args.types or ()) - KNOWN_TYPES)
+    if unknown:
+        raise UsageError(
+            f"unknown event type {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_TYPES))}"
+        )
     paths = pick(workspace_of(args), args.mission)
     try:
         _tail(args, paths)
