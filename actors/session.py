@@ -200,8 +200,8 @@ class AgentSession:
                 headers=self._headers(turn),
                 on_retry=lambda info: self._retried(turn, info),
             )
-        except ContextOverflow:
-            self._compact(turn)
+        except ContextOverflow as error:
+            self._compact(turn, reason=str(error))
             return
         except ModelError as error:
             self._emit(ev.ModelFailed(session=self.brief.session, turn=turn, error=str(error)))
@@ -255,15 +255,24 @@ class AgentSession:
         budget = self._client.context_window * self._limits.window_fill
         return estimate_tokens(self._request()) > budget
 
-    def _compact(self, turn: int) -> bool:
-        """Replace older turns with a summary; False (and the session failed) if impossible."""
+    def _compact(self, turn: int, reason: str = "") -> bool:
+        """Replace older turns with a summary; False (and the session failed) if impossible.
+
+        ``reason`` is the provider's own words (with the setting to change), kept in the
+        failure so a person sees them in the log, not just "does not fit".
+        """
+        said = f": {reason}" if reason else ""
         if self.state.compactions >= self._limits.max_compactions:
-            self._fail("the conversation does not fit the context window even after compaction")
+            self._fail(
+                f"the conversation does not fit the context window even after compaction{said}"
+            )
             return False
         keep = max(2, self._limits.keep_recent >> self.state.compactions)
         result = compact(self.state.messages, keep)
         if result is None:
-            self._fail("the conversation does not fit the context window and cannot be compacted")
+            self._fail(
+                f"the conversation does not fit the context window and cannot be compacted{said}"
+            )
             return False
         self._emit(
             ev.SessionCompacted(

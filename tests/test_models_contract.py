@@ -49,6 +49,7 @@ PROVIDERS = {
     "deepseek",
     "groq",
     "ollama",
+    "together",
     "vllm",
     "llama.cpp",
     "lmstudio",

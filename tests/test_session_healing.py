@@ -221,6 +221,7 @@ def test_compaction_is_bounded(tmp_path: Path, http: httpx.Client) -> None:
     run = run_session(tmp_path, http, turns)
     (failed,) = run.of(ev.SessionFailed)
     assert "context window" in failed.reason
+    assert "context_window" in failed.reason  # the provider's words and the setting to change
 
 
 def test_malformed_calls_are_answered_as_tool_errors(tmp_path: Path, http: httpx.Client) -> None:
