@@ -182,9 +182,19 @@ class LeaseGuard:
     def before(self, lease: Iterable[str], *, owner: str = "") -> Snapshot:
         """The workspace now, and a shadow copy of every file outside ``lease``."""
         mine = frozenset(_clean(p) for p in lease)
-        tree = scan(self.root, self.skip)
+        with self._lock:  # counted as running from before the scan: what others are granted
+            begun = self._generation  # while it scans is theirs, and is not pruned meanwhile
+            reservation = object()
+            self._running[id(reservation)] = (owner, mine, begun)
+        try:
+            tree = scan(self.root, self.skip)
+        except BaseException:
+            with self._lock:
+                self._running.pop(id(reservation), None)
+            raise
         with self._lock:
-            others = self._others(owner, self._generation)
+            self._running.pop(id(reservation), None)  # the snapshot takes its place below
+            others = self._others(owner, begun)
             keep = {rel: e for rel, e in tree.items() if rel not in mine | others}
             blobs = self._shadow.take(self.root, keep, self.max_file_bytes)
             large = [rel for rel, e in keep.items() if e.kind == "f" and rel not in blobs]
