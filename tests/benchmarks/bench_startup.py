@@ -1,0 +1,108 @@
+"""Start-up time of the commands people run most, beside a bare interpreter in the same run.
+
+    python tests/benchmarks/bench_startup.py            # 20 runs of each, medians
+    python tests/benchmarks/bench_startup.py --runs 50
+
+Each command is a fresh process, as from a shell: ``ocactors --help``, ``ls``, ``status`` and
+``tail`` on a small finished mission (the recorded failed mission of ``tests/data``, 86 events,
+copied to a temporary folder), beside ``python -c pass``.  The runs are interleaved (one of
+each, then again) so a burst of load on a shared machine touches every row alike.  The table
+gives the median, the fastest run, and the median minus the bare interpreter's: what
+ocactors itself costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+MISSION = ROOT / "tests" / "data" / "failed-mission"
+
+
+def _cli() -> list[str]:
+    """The console script beside this interpreter, as a person runs it (else ``-m``)."""
+    script = Path(sys.executable).parent / "ocactors"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ocactors.cli"]
+
+
+def commands(workspace: Path) -> dict[str, list[str]]:
+    """The rows: a label and the argv that runs it."""
+    cli = _cli()
+    here = ["-C", str(workspace)]
+    return {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "ocactors --help": [*cli, "--help"],
+        "ocactors ls": [*cli, "ls", *here],
+        "ocactors status": [*cli, "status", *here],
+        "ocactors tail": [*cli, "tail", *here],
+    }
+
+
+def timed(argv: list[str]) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one run; its output is thrown away, and a
+    failure stops the benchmark.  CPU time is what a shared machine distorts least."""
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
+                   timeout=60, env=env)  # fmt: skip
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu
+
+
+def measure(rows: dict[str, list[str]], runs: int) -> dict[str, list[tuple[float, float]]]:
+    """``runs`` interleaved rounds, one run of every row each (after one warm-up round)."""
+    for argv in rows.values():
+        timed(argv)
+    times: dict[str, list[tuple[float, float]]] = {label: [] for label in rows}
+    for _ in range(runs):
+        for label, argv in rows.items():
+            times[label].append(timed(argv))
+    return times
+
+
+def table(times: dict[str, list[tuple[float, float]]]) -> str:
+    """Medians of wall and CPU time, the fastest run, and the wall median over the bare
+    interpreter's, in milliseconds."""
+    bare = statistics.median(wall for wall, _ in times["python -c pass"])
+    lines = [
+        "| command | wall median ms | fastest ms | CPU median ms | over `python -c pass` ms |",
+        "|---|---|---|---|---|",
+    ]
+    for label, runs in times.items():
+        wall = statistics.median(w for w, _ in runs)
+        cpu = statistics.median(c for _, c in runs)
+        fastest = min(w for w, _ in runs)
+        lines.append(
+            f"| `{label}` | {wall * 1e3:.0f} | {fastest * 1e3:.0f} | {cpu * 1e3:.0f} | "
+            f"{(wall - bare) * 1e3:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20, help="runs of each command (default 20)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ocactors-startup-") as scratch:
+        workspace = Path(scratch) / "mission"
+        shutil.copytree(MISSION, workspace)
+        rows = commands(workspace)
+        times = measure(rows, args.runs)
+    print(f"{args.runs} runs each, interleaved; {' '.join(_cli())}; Python {sys.version.split()[0]}")
+    print(table(times))
+
+
+if __name__ == "__main__":
+    main()
