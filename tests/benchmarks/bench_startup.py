@@ -100,7 +100,8 @@ def main() -> None:
         shutil.copytree(MISSION, workspace)
         rows = commands(workspace)
         times = measure(rows, args.runs)
-    print(f"{args.runs} runs each, interleaved; {' '.join(_cli())}; Python {sys.version.split()[0]}")
+    python = sys.version.split()[0]
+    print(f"{args.runs} runs each, interleaved; {' '.join(_cli())}; Python {python}")
     print(table(times))
 
 
