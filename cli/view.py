@@ -19,6 +19,7 @@ from rich.console import Console, RenderableType
 from rich.live import Live
 
 from ocactors.actors.state import MissionState, apply
+from ocactors.common import silence_stdout as silence_stdout  # its home before; the CLI's now
 from ocactors.dashboard import render
 from ocactors.describe import NOTABLE, line
 from ocactors.events.catalogue import Record, event_type
@@ -34,19 +35,6 @@ class View(Protocol):
     def start(self) -> None: ...
 
     def close(self) -> None: ...
-
-
-def silence_stdout() -> None:
-    """Point file descriptor 1 at /dev/null: the reader (``head``, ``less``) went away.
-
-    The Python way (see "Note on SIGPIPE" in the ``signal`` docs): later writes, and the
-    flush at interpreter exit, then succeed quietly instead of raising BrokenPipeError.
-    """
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
-    finally:
-        os.close(devnull)
 
 
 class QuietConsole(Console):
