@@ -12,17 +12,19 @@ import queue
 import sys
 import threading
 from collections import deque
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 import msgspec
-from rich.console import Console, RenderableType
-from rich.live import Live
+from rich.console import Console
 
 from ocactors.actors.state import MissionState, apply
 from ocactors.common import silence_stdout as silence_stdout  # its home before; the CLI's now
-from ocactors.dashboard import render
 from ocactors.describe import NOTABLE, line
 from ocactors.events.catalogue import Record, event_type
+
+if TYPE_CHECKING:  # the dashboard is imported when one is drawn (``ls`` needs only a console)
+    from rich.console import RenderableType
+    from rich.live import Live
 
 RECENT = 40  # notable lines kept for the events panel (the screen decides how many show)
 
@@ -145,11 +147,15 @@ class LiveView:
                 self.recent.append(line(event))
 
     def _renderable(self) -> RenderableType:
+        from ocactors.dashboard import render
+
         with self._lock:
             return render(self.state, list(self.recent))
 
     def start(self) -> None:
         """Start redrawing."""
+        from rich.live import Live
+
         self._live = Live(
             get_renderable=self._renderable,
             console=self.console,

@@ -9,6 +9,10 @@ copied to a temporary folder), beside ``python -c pass``.  The runs are interlea
 each, then again) so a burst of load on a shared machine touches every row alike.  The table
 gives the median, the fastest run, and the median minus the bare interpreter's: what
 ocactors itself costs.
+
+Bytecode is cached as for an installed package (in a temporary ``PYTHONPYCACHEPREFIX``,
+written by a warm-up round), even where ``PYTHONDONTWRITEBYTECODE`` is set; ``--source``
+measures the other case, every module compiled from source at each start.
 """
 
 from __future__ import annotations
@@ -47,10 +51,20 @@ def commands(workspace: Path) -> dict[str, list[str]]:
     }
 
 
-def timed(argv: list[str]) -> tuple[float, float]:
+def child_env(cache: Path | None) -> dict[str, str]:
+    """The commands' environment: bytecode cached under ``cache`` (None: never cached)."""
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+    if cache is None:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    else:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(cache)
+    return env
+
+
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall and CPU (user + system) seconds of one run; its output is thrown away, and a
     failure stops the benchmark.  CPU time is what a shared machine distorts least."""
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
@@ -61,14 +75,16 @@ def timed(argv: list[str]) -> tuple[float, float]:
     return wall, cpu
 
 
-def measure(rows: dict[str, list[str]], runs: int) -> dict[str, list[tuple[float, float]]]:
+def measure(
+    rows: dict[str, list[str]], runs: int, env: dict[str, str]
+) -> dict[str, list[tuple[float, float]]]:
     """``runs`` interleaved rounds, one run of every row each (after one warm-up round)."""
     for argv in rows.values():
-        timed(argv)
+        timed(argv, env)
     times: dict[str, list[tuple[float, float]]] = {label: [] for label in rows}
     for _ in range(runs):
         for label, argv in rows.items():
-            times[label].append(timed(argv))
+            times[label].append(timed(argv, env))
     return times
 
 
@@ -94,14 +110,16 @@ def table(times: dict[str, list[tuple[float, float]]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="runs of each command (default 20)")
+    parser.add_argument("--source", action="store_true", help="no bytecode cache: compile")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ocactors-startup-") as scratch:
         workspace = Path(scratch) / "mission"
         shutil.copytree(MISSION, workspace)
-        rows = commands(workspace)
-        times = measure(rows, args.runs)
+        env = child_env(None if args.source else Path(scratch) / "pycache")
+        times = measure(commands(workspace), args.runs, env)
     python = sys.version.split()[0]
-    print(f"{args.runs} runs each, interleaved; {' '.join(_cli())}; Python {python}")
+    cached = "compiled from source" if args.source else "bytecode cached"
+    print(f"{args.runs} runs each, interleaved, {cached}; {' '.join(_cli())}; Python {python}")
     print(table(times))
 
 
