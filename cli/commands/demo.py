@@ -13,8 +13,6 @@ import argparse
 import contextlib
 import shutil
 import sys
-import tempfile
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,6 +63,8 @@ def register(sub: Any) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Prepare the workspace (or find the stopped demo), serve the recording, run, say what next."""
+    from importlib import resources
+
     from ocactors.actors.models import ScriptedModelServer, make_http_client
     from ocactors.actors.models.playbook import script_from_log
     from ocactors.events import read_events
@@ -154,6 +154,8 @@ def _pace(text: str) -> float:
 
 def _prepare(target: str | None, project: Path) -> Path:
     """A scratch workspace holding the demo project; a bad ``--dir`` is a one-line error."""
+    import tempfile
+
     if target is None:
         workspace = Path(tempfile.mkdtemp(prefix="ocactors-demo-"))
     else:

@@ -17,7 +17,6 @@ import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -194,6 +193,8 @@ def ask(choices: list[Choice]) -> Choice:
 
 def render(found: list[Choice], chosen: Choice | None, notes: list[str]) -> str:
     """The commented file; every other choice found stays in it, commented out."""
+    from datetime import date
+
     head = [
         f"# ocactors configuration, written by `ocactors init` on {date.today().isoformat()}.",
         "# Flags and OCACTORS_* variables override it; docs/configuration.md lists every key.",

@@ -7,7 +7,6 @@ What reads the log, prices and draws is imported in the functions that use it (s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +62,8 @@ def _row(state: MissionState, word: str, mission_id: str) -> dict[str, Any]:
 
 def run_ls(args: argparse.Namespace) -> int:
     """Print one row per mission."""
+    import json
+
     from ocactors.events import list_missions
     from ocactors.missions import fold_all, status_word
 
@@ -109,6 +110,8 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 def run_status(args: argparse.Namespace) -> int:
     """Print the mission's folded state for people (or as JSON)."""
+    import json
+
     from ocactors import summary
     from ocactors.missions import fold_all, pick, status_word
 

@@ -37,23 +37,23 @@ class Board:
     """The folded state and recent notable lines, fed from the follower thread."""
 
     def __init__(self) -> None:
-        from ocactors.actors.state import MissionState
+        from ocactors.actors.state import MissionState, apply
+        from ocactors.describe import NOTABLE, line
+        from ocactors.events.catalogue import event_type
         from ocactors.view import RECENT
 
         self.state = MissionState()
         self.recent: deque[str] = deque(maxlen=RECENT)
         self.lock = threading.Lock()
+        # Imported here, once (``feed`` runs per event), not with the module (see ocactors.cli).
+        self._apply, self._notable, self._line, self._type = apply, NOTABLE, line, event_type
 
     def feed(self, event: Record) -> None:
         """Fold one event."""
-        from ocactors.actors.state import apply
-        from ocactors.describe import NOTABLE, line
-        from ocactors.events.catalogue import event_type
-
         with self.lock:
-            self.state = apply(self.state, event)
-            if event_type(event) in NOTABLE:
-                self.recent.append(line(event))
+            self.state = self._apply(self.state, event)
+            if self._type(event) in self._notable:
+                self.recent.append(self._line(event))
 
     def frame(self, fit: bool = True) -> RenderableType:
         """The renderable now; ``fit`` keeps it within the screen's height."""

@@ -72,10 +72,11 @@ class Printer:
             print(encode(event).decode(), flush=self.live)
             return
         from ocactors.describe import line
-        from ocactors.events.catalogue import event_type
 
         if self.console is not None:
             from rich.text import Text
+
+            from ocactors.events.catalogue import event_type
 
             self.console.print(Text(line(event), style=STYLE.get(event_type(event), "")))
         else:
@@ -89,10 +90,11 @@ class Printer:
     def _wanted(self, event: Record) -> bool:
         from fnmatch import fnmatchcase
 
-        from ocactors.events.catalogue import event_type
+        if self.types is not None:
+            from ocactors.events.catalogue import event_type
 
-        if self.types is not None and event_type(event) not in self.types:
-            return False
+            if event_type(event) not in self.types:
+                return False
         return self.actors is None or any(fnmatchcase(event.actor, a) for a in self.actors)
 
 
