@@ -1,10 +1,10 @@
 """The ``ocactors`` command line: parse, dispatch, turn user mistakes into one-line errors.
 
-Start-up is kept to what the command in hand uses (``ocactors --help`` in well under 100 ms):
+Start-up is kept to what the command in hand uses (``ocactors --help`` under 100 ms):
 every command module is light to import and imports its implementation (the actors, the
 model clients, rich, the event log) inside the function that runs it, and a command whose
 options come from a heavy module adds them only when that command is chosen (see
-:class:`Commands`).  ``tests/test_cli_imports.py`` holds this in place.
+:class:`Subcommands`).  ``tests/test_cli_imports.py`` holds this in place.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"ocactors: error: {message} (see `{self.prog} --help`)\n")
 
 
-class Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
+class Subcommands(argparse._SubParsersAction):  # type: ignore[type-arg]
     """The subcommands, some of whose options are added only when that command is chosen.
 
     ``add_parser(name, arguments=fill, ...)`` registers the command (its name and help, all
@@ -88,7 +88,7 @@ class Commands(argparse._SubParsersAction):  # type: ignore[type-arg]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser with every command registered (options left for later: see Commands)."""
+    """The parser with every command registered (options left for later: see Subcommands)."""
     parser = _Parser(
         prog="ocactors",
         description="Run a team of language-model agents on your repository until the work "
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog='example: ocactors task "Build a REST API with authentication" --parallel 20',
     )
     parser.add_argument("--version", action="version", version=f"ocactors {__version__}")
-    parser.register("action", "parsers", Commands)
+    parser.register("action", "parsers", Subcommands)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in COMMANDS:
         module.register(sub)
@@ -137,9 +137,9 @@ def _quiet_pykka() -> None:
     logging.getLogger("pykka").setLevel(logging.CRITICAL)
 
 
-def _commands(parser: argparse.ArgumentParser) -> Commands:
+def _commands(parser: argparse.ArgumentParser) -> Subcommands:
     """The parser's subcommands action."""
-    return next(a for a in parser._actions if isinstance(a, Commands))
+    return next(a for a in parser._actions if isinstance(a, Subcommands))
 
 
 def _said_in_one_line(error: Exception) -> bool:

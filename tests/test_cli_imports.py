@@ -105,8 +105,8 @@ def test_reading_a_mission_loads_no_actors_tools_or_pykka(
 @pytest.mark.xfail(
     strict=True,
     reason="actors/prices.py imports ocactors.actors.models.config (httpx, every model client) "
-    "at module level for names it uses only in annotations and one constant; see the report "
-    "of the lazy-imports work for issue 16",
+    "at module level for names it uses only in annotations and one constant; see "
+    "docs/benchmarks.md, Start-up",
 )
 @pytest.mark.parametrize("command", ["ls", "status", "tail"])
 def test_reading_a_mission_loads_no_model_clients(

@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the rest is imported when the command runs (see ocactors.cl
 
 
 def register(sub: Any) -> None:
-    """Add replay to the command line (its options when it is chosen: ocactors.cli.Commands)."""
+    """Add replay to the command line (its options when it is chosen: ocactors.cli.Subcommands)."""
     sub.add_parser(
         "replay",
         arguments=_arguments,

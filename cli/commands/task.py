@@ -1,7 +1,7 @@
 """``task``, ``resume`` and ``stop``: start a mission, carry one on, ask one to stop.
 
 The actors, the model clients and the settings' flags are imported only when ``task`` or
-``resume`` is chosen (their options are added then: see :class:`ocactors.cli.Commands`).
+``resume`` is chosen (their options are added then: see :class:`ocactors.cli.Subcommands`).
 """
 
 from __future__ import annotations
