@@ -21,13 +21,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
+from typing import TYPE_CHECKING
 
 import msgspec
 
-from ocactors.actors.models.config import CONFIG_FILE, ModelsConfig, Price
 from ocactors.actors.state import MissionState, Tokens, add_usage
 from ocactors.events.catalogue import ModelResponded, Record, Usage
+
+if TYPE_CHECKING:  # the model configuration imports httpx: ls, status and tail need neither
+    from ocactors.actors.models.config import ModelsConfig, Price
 
 CATALOGUE = "genai-prices"
 
@@ -69,6 +71,8 @@ class PriceBook:
 
     def source(self, model: str) -> str:
         """Where ``model``'s price comes from, for people: the config file or the table."""
+        from ocactors.actors.models.config import CONFIG_FILE
+
         if model in self.overrides:
             return f"[prices] in {CONFIG_FILE}"
         return catalogue_name() if self.knows(model) else "no price known"
@@ -76,6 +80,8 @@ class PriceBook:
 
 def catalogue_name() -> str:
     """``genai-prices <version>``: which table priced the turns."""
+    from importlib import metadata
+
     try:
         return f"{CATALOGUE} {metadata.version(CATALOGUE)}"
     except metadata.PackageNotFoundError:
@@ -227,6 +233,8 @@ def describe_cost_cap(
     names = ", ".join(
         f"{m} ({', '.join(r)})" if r != [m] else m for m, r in sorted(unknown.items())
     )
+    from ocactors.actors.models.config import CONFIG_FILE
+
     first = next(iter(sorted(unknown)))
     return (
         f"max-cost {max_cost:g} cannot apply to {names}: no price known; add "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 EXIT_OK = 0
@@ -40,3 +42,16 @@ def exit_code_for(outcome_phase: str) -> int:
     return {"sealed": EXIT_OK, "failed": EXIT_FAILED, "stopped": EXIT_STOPPED}.get(
         outcome_phase, EXIT_FAILED
     )
+
+
+def silence_stdout() -> None:
+    """Point file descriptor 1 at /dev/null: the reader (``head``, ``less``) went away.
+
+    The Python way (see "Note on SIGPIPE" in the ``signal`` docs): later writes, and the
+    flush at interpreter exit, then succeed quietly instead of raising BrokenPipeError.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
+    finally:
+        os.close(devnull)

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ocactors.actors.state import MissionState, fold_mission
 from ocactors.events import (
     FORMAT_VERSION,
     CorruptLine,
@@ -22,8 +22,10 @@ from ocactors.events import (
     resolve_mission,
     writer_pid,
 )
-from ocactors.events.catalogue import Record
-from ocactors.snapshots import fold_with_snapshot
+
+if TYPE_CHECKING:  # the fold is imported by what folds (``tail --json`` never does)
+    from ocactors.actors.state import MissionState
+    from ocactors.events.catalogue import Record
 
 
 @dataclass
@@ -63,6 +65,9 @@ def events(paths: MissionPaths, notes: Notes, **filters: object) -> Iterator[Rec
 
 def fold_all(paths: MissionPaths, until: int | None = None) -> tuple[MissionState, Notes]:
     """The whole mission's state (every actor's events) just after ``until``."""
+    from ocactors.actors.state import fold_mission
+    from ocactors.snapshots import fold_with_snapshot
+
     notes = Notes()
     if until is None:
         damaged: list[int] = []

@@ -12,16 +12,19 @@ import queue
 import sys
 import threading
 from collections import deque
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 import msgspec
-from rich.console import Console, RenderableType
-from rich.live import Live
+from rich.console import Console
 
 from ocactors.actors.state import MissionState, apply
-from ocactors.dashboard import render
+from ocactors.common import silence_stdout as silence_stdout  # its home before; the CLI's now
 from ocactors.describe import NOTABLE, line
 from ocactors.events.catalogue import Record, event_type
+
+if TYPE_CHECKING:  # the dashboard is imported when one is drawn (``ls`` needs only a console)
+    from rich.console import RenderableType
+    from rich.live import Live
 
 RECENT = 40  # notable lines kept for the events panel (the screen decides how many show)
 
@@ -34,19 +37,6 @@ class View(Protocol):
     def start(self) -> None: ...
 
     def close(self) -> None: ...
-
-
-def silence_stdout() -> None:
-    """Point file descriptor 1 at /dev/null: the reader (``head``, ``less``) went away.
-
-    The Python way (see "Note on SIGPIPE" in the ``signal`` docs): later writes, and the
-    flush at interpreter exit, then succeed quietly instead of raising BrokenPipeError.
-    """
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ else 1)
-    finally:
-        os.close(devnull)
 
 
 class QuietConsole(Console):
@@ -157,11 +147,15 @@ class LiveView:
                 self.recent.append(line(event))
 
     def _renderable(self) -> RenderableType:
+        from ocactors.dashboard import render
+
         with self._lock:
             return render(self.state, list(self.recent))
 
     def start(self) -> None:
         """Start redrawing."""
+        from rich.live import Live
+
         self._live = Live(
             get_renderable=self._renderable,
             console=self.console,

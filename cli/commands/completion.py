@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from ocactors.common import EXIT_OK
-from ocactors.events import EventLogError, list_missions
 
 SHELLS = ("bash", "zsh", "fish")
 PROTOCOL = "_ARGCOMPLETE"  # set by the shell function when it asks for completions
@@ -61,6 +60,8 @@ def complete(parser: argparse.ArgumentParser) -> None:
 
 def mission_ids(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> list[str]:
     """Mission ids of the workspace given so far with ``-C`` (default: here), newest first."""
+    from ocactors.events import EventLogError, list_missions
+
     workspace = Path(getattr(parsed_args, "workspace", None) or ".").expanduser()
     try:
         return [m.id for m in list_missions(workspace) if m.id.startswith(prefix)]

@@ -13,29 +13,18 @@ import argparse
 import contextlib
 import shutil
 import sys
-import tempfile
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from ocactors.actors.mission import load_log, open_new_mission, record_resume
-from ocactors.actors.models import ScriptedModelServer, make_http_client
-from ocactors.actors.models.playbook import script_from_log
 from ocactors.common import EXIT_STOPPED, UsageError
-from ocactors.events import Journal, MissionPaths, read_events, resolve_mission, writer_pid
-from ocactors.events.catalogue import MissionStarted, Record
-from ocactors.launch import (
-    Launch,
-    describe_settings,
-    open_journal,
-    recorded_clients,
-    run_logged_mission,
-)
-from ocactors.setup import replay_command_settings
-from ocactors.tools import WebConfig
-from ocactors.view import make_view
+
+if TYPE_CHECKING:  # the rest is imported when the command runs (see ocactors.cli)
+    import httpx
+
+    from ocactors.actors.models import ScriptedModelServer
+    from ocactors.events import Journal, MissionPaths
+    from ocactors.events.catalogue import Record
+    from ocactors.launch import Launch
 
 DEMO = "demo"
 PACE_S = 3.0  # per model turn: about 40 s in all, time to attach `ocactors monitor`
@@ -74,6 +63,14 @@ def register(sub: Any) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Prepare the workspace (or find the stopped demo), serve the recording, run, say what next."""
+    from importlib import resources
+
+    from ocactors.actors.models import ScriptedModelServer, make_http_client
+    from ocactors.actors.models.playbook import script_from_log
+    from ocactors.events import read_events
+    from ocactors.launch import run_logged_mission
+    from ocactors.view import make_view
+
     with resources.as_file(resources.files("ocactors").joinpath(DEMO)) as demo:
         events = list(read_events(demo / "mission.jsonl"))
         if args.resume is None:
@@ -98,6 +95,11 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def _open(workspace: Path, events: list[Record]) -> tuple[MissionPaths, Journal]:
     """A new mission with the recorded goal and settings."""
+    from ocactors.actors.mission import open_new_mission
+    from ocactors.events.catalogue import MissionStarted
+    from ocactors.launch import describe_settings, open_journal
+    from ocactors.setup import replay_command_settings
+
     started = next(e for e in events if isinstance(e, MissionStarted))
     paths, journal = open_new_mission(
         workspace,
@@ -123,6 +125,10 @@ def _stopped_demo(target: str | None) -> Path:
 
 def _reopen(workspace: Path, ref: str) -> tuple[MissionPaths, Journal]:
     """A stopped (or killed) demo mission, carried on with the recording as its model."""
+    from ocactors.actors.mission import load_log, record_resume
+    from ocactors.events import resolve_mission, writer_pid
+    from ocactors.launch import open_journal
+
     paths = resolve_mission(workspace, ref or None)
     if writer_pid(paths.events) is not None:
         raise UsageError(f"mission {paths.id} is running; stop it first")
@@ -148,6 +154,8 @@ def _pace(text: str) -> float:
 
 def _prepare(target: str | None, project: Path) -> Path:
     """A scratch workspace holding the demo project; a bad ``--dir`` is a one-line error."""
+    import tempfile
+
     if target is None:
         workspace = Path(tempfile.mkdtemp(prefix="ocactors-demo-"))
     else:
@@ -165,6 +173,10 @@ def _prepare(target: str | None, project: Path) -> Path:
 
 
 def _launch(workspace: Path, server: ScriptedModelServer, http: httpx.Client, view: Any) -> Launch:
+    from ocactors.launch import Launch, recorded_clients
+    from ocactors.setup import replay_command_settings
+    from ocactors.tools import WebConfig
+
     clients = recorded_clients(server.base_url, http)
     shell, conditions = replay_command_settings(workspace)
     return Launch(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ocactors.actors.history import History, HistoryError, open_history
 from ocactors.common import EXIT_OK, UsageError, add_workspace, workspace_of
-from ocactors.missions import pick
+
+if TYPE_CHECKING:  # imported when the command runs (see ocactors.cli)
+    from ocactors.actors.history import History
 
 
 def register(sub: Any) -> None:
@@ -30,6 +31,9 @@ def register(sub: Any) -> None:
 
 def history_of(args: argparse.Namespace) -> History:
     """The chosen mission's history; says on stderr when it is not git's."""
+    from ocactors.actors.history import open_history
+    from ocactors.missions import pick
+
     workspace = workspace_of(args)
     paths = pick(workspace, args.mission)
     history = open_history(workspace, paths.root, paths.id)
@@ -40,6 +44,8 @@ def history_of(args: argparse.Namespace) -> History:
 
 def run_diff(args: argparse.Namespace) -> int:
     """Print the diff (raw bytes, so ``git apply`` gets exactly what git wrote)."""
+    from ocactors.actors.history import HistoryError
+
     history = history_of(args)
     try:
         text = history.diff(task=args.task, stat=args.stat)

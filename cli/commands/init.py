@@ -17,15 +17,15 @@ import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ocactors.actors.models.config import CONFIG_FILE, OLLAMA_URL, OllamaProbe
-from ocactors.actors.models.opencode_config import OpenCodeConfig, OpenCodeConfigError
 from ocactors.common import EXIT_OK, UsageError, add_workspace, workspace_of
 from ocactors.opencode_commands import NAMES, command_text
+
+# The model configuration (and httpx, for the Ollama probe) is imported where it is used, so
+# that ``ocactors --help`` does not load it (see ocactors.cli).
 
 COMMANDS_DIR = Path(".opencode") / "commands"
 LEGACY_COMMANDS_DIR = Path(".opencode") / "command"
@@ -63,6 +63,8 @@ class Choice:
 
 def run_init(args: argparse.Namespace) -> int:
     """Discover, ask (on a terminal), write what is missing, say what to run next."""
+    from ocactors.actors.models.config import CONFIG_FILE
+
     workspace = workspace_of(args)
     found, notes = discover(workspace, os.environ)
     chosen = ask(found) if found and sys.stdin.isatty() else (found[0] if found else None)
@@ -89,6 +91,8 @@ def discover(workspace: Path, env: Mapping[str, str]) -> tuple[list[Choice], lis
 
 
 def _opencode_choice(workspace: Path, env: Mapping[str, str], notes: list[str]) -> list[Choice]:
+    from ocactors.actors.models.opencode_config import OpenCodeConfig, OpenCodeConfigError
+
     config = OpenCodeConfig(workspace, env)
     try:
         model = config.default_model()
@@ -113,6 +117,8 @@ def _opencode_choice(workspace: Path, env: Mapping[str, str], notes: list[str]) 
 
 def ollama_url(env: Mapping[str, str]) -> str:
     """Where a local Ollama listens: ``$OLLAMA_HOST`` (as Ollama reads it) or the default."""
+    from ocactors.actors.models.config import OLLAMA_URL
+
     host = env.get("OLLAMA_HOST", "").strip()
     if not host:
         return OLLAMA_URL
@@ -123,6 +129,8 @@ def ollama_url(env: Mapping[str, str]) -> str:
 
 
 def _ollama_choice(env: Mapping[str, str], notes: list[str]) -> list[Choice]:
+    from ocactors.actors.models.config import OllamaProbe
+
     probe = OllamaProbe(ollama_url(env), timeout=1.0)
     models = probe.models()
     if models is None:
@@ -185,6 +193,8 @@ def ask(choices: list[Choice]) -> Choice:
 
 def render(found: list[Choice], chosen: Choice | None, notes: list[str]) -> str:
     """The commented file; every other choice found stays in it, commented out."""
+    from datetime import date
+
     head = [
         f"# ocactors configuration, written by `ocactors init` on {date.today().isoformat()}.",
         "# Flags and OCACTORS_* variables override it; docs/configuration.md lists every key.",
@@ -280,6 +290,8 @@ def ocactors_command() -> str:
 
 
 def next_command(opencode: bool, chosen: Choice | None) -> str:
+    from ocactors.actors.models.config import CONFIG_FILE
+
     if chosen is None:
         return f"ocactors demo   (a whole mission offline; then configure a model in {CONFIG_FILE})"
     if opencode:

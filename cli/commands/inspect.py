@@ -1,22 +1,19 @@
-"""``ls`` and ``status``: the missions of a workspace, and one mission in detail."""
+"""``ls`` and ``status``: the missions of a workspace, and one mission in detail.
+
+What reads the log, prices and draws is imported in the functions that use it (see
+:mod:`ocactors.cli`): ``status`` never loads rich, ``ls --json`` neither.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import msgspec
-from rich.table import Table
-
-from ocactors import summary
-from ocactors.actors.prices import cached_share, cost_text, mission_cost, role_costs, usd
-from ocactors.actors.state import MissionState
 from ocactors.common import EXIT_OK, add_workspace, workspace_of
-from ocactors.events import list_missions
-from ocactors.missions import fold_all, pick, shorten, status_word, wall_time
-from ocactors.view import QuietConsole
+
+if TYPE_CHECKING:
+    from ocactors.actors.state import MissionState
 
 
 def register(sub: Any) -> None:
@@ -46,6 +43,9 @@ def register(sub: Any) -> None:
 
 
 def _row(state: MissionState, word: str, mission_id: str) -> dict[str, Any]:
+    from ocactors.actors.prices import mission_cost
+    from ocactors.missions import wall_time
+
     done = len(state.tasks_in("done"))
     return {
         "id": mission_id,
@@ -62,6 +62,11 @@ def _row(state: MissionState, word: str, mission_id: str) -> dict[str, Any]:
 
 def run_ls(args: argparse.Namespace) -> int:
     """Print one row per mission."""
+    import json
+
+    from ocactors.events import list_missions
+    from ocactors.missions import fold_all, status_word
+
     workspace = workspace_of(args)
     rows = []
     for paths in list_missions(workspace):
@@ -75,6 +80,17 @@ def run_ls(args: argparse.Namespace) -> int:
     if not rows:
         print(f'no missions in {workspace}; start one with `ocactors task "GOAL"`')
         return EXIT_OK
+    _print_table(rows)
+    return EXIT_OK
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    from ocactors.actors.prices import usd
+    from ocactors.missions import shorten
+    from ocactors.view import QuietConsole
+
     table = Table(box=None)
     for column in ("mission", "state", "iter", "tasks", "tokens", "cost", "time", "goal"):
         table.add_column(column, no_wrap=column != "goal")
@@ -90,11 +106,15 @@ def run_ls(args: argparse.Namespace) -> int:
             shorten(row["goal"], 60),
         )
     QuietConsole(width=None if sys.stdout.isatty() else 200).print(table)
-    return EXIT_OK
 
 
 def run_status(args: argparse.Namespace) -> int:
     """Print the mission's folded state for people (or as JSON)."""
+    import json
+
+    from ocactors import summary
+    from ocactors.missions import fold_all, pick, status_word
+
     workspace = workspace_of(args)
     paths = pick(workspace, args.mission)
     state, notes = fold_all(paths)
@@ -113,6 +133,10 @@ def run_status(args: argparse.Namespace) -> int:
 def status_json(state: MissionState, word: str) -> dict[str, Any]:
     """The folded state as JSON, with ``status`` and dollars: ``cost_usd`` for the mission
     and each role in ``tokens``, null where a turn had no known price."""
+    import msgspec
+
+    from ocactors.actors.prices import mission_cost, role_costs
+
     data: dict[str, Any] = msgspec.to_builtins(state)
     data["status"] = word
     data["cost_usd"] = mission_cost(state)
@@ -123,6 +147,9 @@ def status_json(state: MissionState, word: str) -> dict[str, Any]:
 
 def status_lines(state: MissionState, word: str, mission_id: str) -> list[str]:
     """The status report as lines."""
+    from ocactors.actors.prices import cached_share
+    from ocactors.missions import shorten, wall_time
+
     lines = [
         f"mission {mission_id}: {word.upper()}"
         + (f" ({state.outcome}: {state.detail})" if state.outcome and word != "sealed" else ""),
@@ -160,6 +187,8 @@ def status_lines(state: MissionState, word: str, mission_id: str) -> list[str]:
 
 def _costs(state: MissionState) -> str:
     """``$0.0420 (planner $0.0100, worker $0.0300, reviewer $0.0020)``."""
+    from ocactors.actors.prices import cost_text, role_costs, usd
+
     roles = ", ".join(f"{role} {usd(cost)}" for role, cost in role_costs(state).items())
     return f"{cost_text(state)} ({roles})" if roles else cost_text(state)
 

@@ -7,20 +7,15 @@ import contextlib
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import RenderableType
-from rich.live import Live
-
-from ocactors.actors.state import MissionState, apply
 from ocactors.commands.tail import GRACE_S
 from ocactors.common import EXIT_OK, add_workspace, workspace_of
-from ocactors.dashboard import render
-from ocactors.describe import NOTABLE, line
-from ocactors.events import follow, writer_pid
-from ocactors.events.catalogue import Record, event_type
-from ocactors.missions import Notes, events, pick
-from ocactors.view import RECENT, QuietConsole
+
+if TYPE_CHECKING:  # the rest is imported when the command runs (see ocactors.cli)
+    from rich.console import RenderableType
+
+    from ocactors.events.catalogue import Record
 
 
 def register(sub: Any) -> None:
@@ -42,25 +37,39 @@ class Board:
     """The folded state and recent notable lines, fed from the follower thread."""
 
     def __init__(self) -> None:
+        from ocactors.actors.state import MissionState, apply
+        from ocactors.describe import NOTABLE, line
+        from ocactors.events.catalogue import event_type
+        from ocactors.view import RECENT
+
         self.state = MissionState()
         self.recent: deque[str] = deque(maxlen=RECENT)
         self.lock = threading.Lock()
+        # Imported here, once (``feed`` runs per event), not with the module (see ocactors.cli).
+        self._apply, self._notable, self._line, self._type = apply, NOTABLE, line, event_type
 
     def feed(self, event: Record) -> None:
         """Fold one event."""
         with self.lock:
-            self.state = apply(self.state, event)
-            if event_type(event) in NOTABLE:
-                self.recent.append(line(event))
+            self.state = self._apply(self.state, event)
+            if self._type(event) in self._notable:
+                self.recent.append(self._line(event))
 
     def frame(self, fit: bool = True) -> RenderableType:
         """The renderable now; ``fit`` keeps it within the screen's height."""
+        from ocactors.dashboard import render
+
         with self.lock:
             return render(self.state, list(self.recent), fit=fit)
 
 
 def run_monitor(args: argparse.Namespace) -> int:
     """Draw until the mission's writer is gone (or once)."""
+    from rich.live import Live
+
+    from ocactors.missions import Notes, events, pick
+    from ocactors.view import QuietConsole
+
     paths = pick(workspace_of(args), args.mission)
     board = Board()
     notes = Notes()
@@ -84,11 +93,15 @@ def run_monitor(args: argparse.Namespace) -> int:
 
 
 def _feed(path: Any, board: Board, stop: threading.Event) -> None:
+    from ocactors.events import follow
+
     for event in follow(path, since=board.state.last_seq, stop_event=stop):
         board.feed(event)
 
 
 def _wait_for_end(path: Any, stop: threading.Event) -> None:
+    from ocactors.events import writer_pid
+
     quiet_since: float | None = None
     while not stop.is_set():
         if writer_pid(path) is None:

@@ -8,43 +8,33 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from ocactors.actors.history import fork_history, open_history
-from ocactors.actors.mission import record_resume
-from ocactors.actors.session_state import SessionState, apply_session
-from ocactors.actors.state import MissionState, fold_mission
-from ocactors.claim import claim_workspace
 from ocactors.commands.inspect import status_lines
 from ocactors.common import EXIT_FAILED, EXIT_OK, UsageError, add_workspace, workspace_of
-from ocactors.events import MissionPaths, create_mission_dir, encode, new_mission_id, read_events
-from ocactors.events.catalogue import (
-    FINAL_TYPES,
-    HistoryBegan,
-    MissionStarted,
-    Record,
-    TaskCommitted,
-    event_type,
-)
-from ocactors.launch import open_journal, run_logged_mission
-from ocactors.missions import Notes, events, pick
-from ocactors.rerun import compare_events, compare_files, rerun
-from ocactors.setup import add_command_flags, add_model_flags, launch_for
-from ocactors.view import make_view
+
+if TYPE_CHECKING:  # the rest is imported when the command runs (see ocactors.cli)
+    from ocactors.actors.session_state import SessionState
+    from ocactors.events import MissionPaths
+    from ocactors.events.catalogue import Record
 
 
 def register(sub: Any) -> None:
-    """Add replay to the command line."""
-    p = sub.add_parser(
+    """Add replay to the command line (its options when it is chosen: ocactors.cli.Subcommands)."""
+    sub.add_parser(
         "replay",
+        arguments=_arguments,
         help="rebuild a mission's state at any event; rerun it offline; fork it",
         description="Fold the log up to --until SEQ and show the mission (or one actor) as it "
         "was just after that event. --rerun drives the actors again with the recorded model "
         "responses and compares; --fork-at starts a new mission from a copy of the log.",
         epilog="example: ocactors replay 20261125 --until 120 --actor 'worker:T3'",
     )
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
+    from ocactors.setup import add_command_flags, add_model_flags
+
     p.add_argument("mission", nargs="?", help="mission id or unique prefix (default: newest)")
     add_workspace(p)
     p.add_argument("--until", type=int, metavar="SEQ", help="state just after event SEQ")
@@ -61,6 +51,11 @@ def register(sub: Any) -> None:
 
 def run_replay(args: argparse.Namespace) -> int:
     """Dispatch on the mode."""
+    import msgspec
+
+    from ocactors.actors.state import MissionState
+    from ocactors.missions import Notes, events, pick
+
     if args.rerun and args.fork_at is not None:
         raise UsageError(
             "--rerun and --fork-at do not go together: rerun the whole mission, or fork it"
@@ -86,6 +81,9 @@ def run_replay(args: argparse.Namespace) -> int:
 
 def _state(stream: Any, actor: str | None) -> Any:
     """The whole mission, the Commander, or one session actor's sessions, folded."""
+    from ocactors.actors.session_state import SessionState, apply_session
+    from ocactors.actors.state import fold_mission
+
     if actor is None:
         return fold_mission(stream)
     if actor == "commander":
@@ -120,6 +118,10 @@ def _session_lines(sessions: dict[str, SessionState]) -> list[str]:
 
 
 def _rerun(paths: Any, workspace: Path, args: argparse.Namespace) -> int:
+    from ocactors.events import read_events
+    from ocactors.events.catalogue import MissionStarted
+    from ocactors.rerun import compare_events, compare_files, rerun
+
     scratch = (
         Path(args.dir).resolve() if args.dir else Path(tempfile.mkdtemp(prefix="ocactors-rerun-"))
     )
@@ -148,6 +150,16 @@ def _rerun(paths: Any, workspace: Path, args: argparse.Namespace) -> int:
 
 
 def _fork(paths: Any, workspace: Path, args: argparse.Namespace) -> int:
+    import msgspec
+
+    from ocactors.actors.mission import record_resume
+    from ocactors.claim import claim_workspace
+    from ocactors.events import create_mission_dir, encode, new_mission_id, read_events
+    from ocactors.events.catalogue import FINAL_TYPES, event_type
+    from ocactors.launch import open_journal, run_logged_mission
+    from ocactors.setup import launch_for
+    from ocactors.view import make_view
+
     copied = list(read_events(paths.events, until=args.fork_at))
     if not copied or copied[-1].seq != args.fork_at:
         raise UsageError(f"mission {paths.id} has no event {args.fork_at}")
@@ -173,6 +185,9 @@ def _fork_history(
     paths: MissionPaths, fork: MissionPaths, workspace: Path, copied: list[Record]
 ) -> None:
     """The fork's history starts where the original's stood at the fork point."""
+    from ocactors.actors.history import fork_history, open_history
+    from ocactors.events.catalogue import HistoryBegan, TaskCommitted
+
     tasks = paths.root / "history" / "tasks"
     if tasks.is_dir():
         shutil.copytree(tasks, fork.root / "history" / "tasks")

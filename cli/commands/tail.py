@@ -10,20 +10,19 @@ reader that goes away (``| head -1``) ends it quietly with exit 0.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import msgspec
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ocactors.common import EXIT_OK, UsageError, add_workspace, workspace_of
-from ocactors.events import MissionPaths, encode, follow, writer_pid
-from ocactors.events.catalogue import FINAL_TYPES, KNOWN_TYPES, Record, event_type
-from ocactors.events.reader import iter_lines
-from ocactors.missions import Notes, events, pick
+
+if TYPE_CHECKING:  # the event log is imported where it is read (see ocactors.cli)
+    from ocactors.events import MissionPaths
+    from ocactors.events.catalogue import Record
 
 GRACE_S = 1.0
 BLOCK = 1 << 20
@@ -68,12 +67,16 @@ class Printer:
         if not self._wanted(event):
             return
         if self.json:
+            from ocactors.events import encode
+
             print(encode(event).decode(), flush=self.live)
             return
         from ocactors.describe import line
 
         if self.console is not None:
             from rich.text import Text
+
+            from ocactors.events.catalogue import event_type
 
             self.console.print(Text(line(event), style=STYLE.get(event_type(event), "")))
         else:
@@ -87,13 +90,19 @@ class Printer:
     def _wanted(self, event: Record) -> bool:
         from fnmatch import fnmatchcase
 
-        if self.types is not None and event_type(event) not in self.types:
-            return False
+        if self.types is not None:
+            from ocactors.events.catalogue import event_type
+
+            if event_type(event) not in self.types:
+                return False
         return self.actors is None or any(fnmatchcase(event.actor, a) for a in self.actors)
 
 
 def run_tail(args: argparse.Namespace) -> int:
     """Print what is there; with -f, go on until the mission ends."""
+    from ocactors.events.catalogue import KNOWN_TYPES
+    from ocactors.missions import pick
+
     unknown = sorted(set(args.types or ()) - KNOWN_TYPES)
     if unknown:
         raise UsageError(
@@ -121,6 +130,9 @@ def _tail(args: argparse.Namespace, paths: MissionPaths) -> None:
 
 def _print_events(paths: MissionPaths, printer: Printer, since: int) -> tuple[int, bool]:
     """Every event after ``since`` through the printer: (last seq, whether it was final)."""
+    from ocactors.events.catalogue import FINAL_TYPES, event_type
+    from ocactors.missions import Notes, events
+
     notes = Notes()
     last, final = since, False
     for event in events(paths, notes, since=since):
@@ -131,14 +143,17 @@ def _print_events(paths: MissionPaths, printer: Printer, since: int) -> tuple[in
     return last, final
 
 
-class _Envelope(msgspec.Struct):
-    """What the raw copy needs to know of a line."""
+@functools.cache
+def _envelope() -> Any:
+    """The decoder of what the raw copy needs to know of a line (made on first use, so that
+    importing this module for ``--help`` does not import msgspec)."""
+    import msgspec
 
-    seq: int = 0
-    type: str = ""
+    class Envelope(msgspec.Struct):
+        seq: int = 0
+        type: str = ""
 
-
-_envelope = msgspec.json.Decoder(_Envelope)
+    return msgspec.json.Decoder(Envelope)
 
 
 def _copy_lines(path: Path, since: int) -> tuple[int, bool]:
@@ -200,6 +215,8 @@ def _copy_blocks(log: BinaryIO, start: int, end: int) -> None:
 
 def _offset_after(path: Path, since: int) -> int:
     """Where the first line with a seq above ``since`` begins (the end if there is none)."""
+    from ocactors.events.reader import iter_lines
+
     begin = 0
     for end, raw in iter_lines(path):
         if _seq_of(raw)[0] > since:
@@ -209,8 +226,10 @@ def _offset_after(path: Path, since: int) -> int:
 
 
 def _seq_of(raw: bytes) -> tuple[int, str]:
+    import msgspec
+
     try:
-        envelope = _envelope.decode(raw)
+        envelope = _envelope().decode(raw)
     except msgspec.DecodeError:
         return 0, ""
     return envelope.seq, envelope.type
@@ -218,9 +237,13 @@ def _seq_of(raw: bytes) -> tuple[int, str]:
 
 def _last_event(copied: bytes) -> tuple[int, bool] | None:
     """The seq and finality of the last readable line of the last block copied."""
+    import msgspec
+
+    from ocactors.events.catalogue import FINAL_TYPES
+
     for raw in reversed(copied[-BLOCK:].split(b"\n")):
         try:
-            envelope = _envelope.decode(raw)
+            envelope = _envelope().decode(raw)
         except msgspec.DecodeError:
             continue
         if envelope.seq:
@@ -230,6 +253,9 @@ def _last_event(copied: bytes) -> tuple[int, bool] | None:
 
 def _last_event_of(path: Path, since: int) -> tuple[int, bool]:
     """The slow way, for a last line longer than a block (or nothing readable in it)."""
+    from ocactors.events.catalogue import FINAL_TYPES
+    from ocactors.events.reader import iter_lines
+
     last, final = since, False
     for _, raw in iter_lines(path):
         seq, kind = _seq_of(raw)
@@ -247,6 +273,8 @@ def _silence_stdout() -> None:
 
 def _follow(path: Any, since: int, printer: Printer, ended: bool) -> None:
     """Follow until a final event is followed by the writer letting go (or no writer)."""
+    from ocactors.events import follow
+
     stop = threading.Event()
     watchdog = threading.Thread(target=_watch_writer, args=(path, stop, ended), daemon=True)
     watchdog.start()
@@ -259,6 +287,8 @@ def _follow(path: Any, since: int, printer: Printer, ended: bool) -> None:
 
 def _watch_writer(path: Any, stop: threading.Event, ended: bool) -> None:
     """Stop following once nobody writes the log and nothing new came for a moment."""
+    from ocactors.events import writer_pid
+
     quiet_since: float | None = None
     while not stop.is_set():
         if writer_pid(path) is None:

@@ -1,4 +1,8 @@
-"""``task``, ``resume`` and ``stop``: start a mission, carry one on, ask one to stop."""
+"""``task``, ``resume`` and ``stop``: start a mission, carry one on, ask one to stop.
+
+The actors, the model clients and the settings' flags are imported only when ``task`` or
+``resume`` is chosen (their options are added then: see :class:`ocactors.cli.Subcommands`).
+"""
 
 from __future__ import annotations
 
@@ -6,34 +10,14 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from ocactors.actors.mission import load_log, open_new_mission, record_resume
-from ocactors.claim import claim_workspace, ensure_unclaimed
 from ocactors.common import EXIT_FAILED, EXIT_OK, UsageError, add_workspace, workspace_of
-from ocactors.detach import run_detached
-from ocactors.events import (
-    MissionPaths,
-    list_missions,
-    read_events,
-    resolve_mission,
-    send_control,
-    writer_pid,
-)
-from ocactors.events.catalogue import FINAL_TYPES, MissionSettings, event_type
-from ocactors.launch import describe_settings, open_journal, run_logged_mission
-from ocactors.setup import (
-    Limits,
-    add_command_flags,
-    add_model_flags,
-    add_session_flags,
-    launch_for,
-    read_extras,
-    session_limits,
-)
-from ocactors.view import make_view
+
+if TYPE_CHECKING:
+    from ocactors.events import MissionPaths
+    from ocactors.events.catalogue import MissionSettings
+    from ocactors.setup import Limits
 
 MAX_PARALLEL = 50
 STOP_WAIT_S = 10.0
@@ -47,14 +31,21 @@ def register(sub: Any) -> None:
 
 
 def _register_task(sub: Any) -> None:
-    p = sub.add_parser(
+    sub.add_parser(
         "task",
+        arguments=_task_arguments,
         help="run a mission: plan, build in parallel, review, until sealed",
         description="Start a mission in the workspace and run it until it is SEALED "
         "(every task done, the reviewer approves, the project's checks pass), fails or stops.",
         epilog='example: ocactors task "Build a REST API with authentication" -C api/ '
         "--parallel 20 --verify 'python -m pytest -q'",
     )
+
+
+def _task_arguments(p: argparse.ArgumentParser) -> None:
+    from ocactors.detach import run_detached
+    from ocactors.setup import add_command_flags, add_model_flags, add_session_flags
+
     p.add_argument("goal", help="what the mission should achieve, in one sentence")
     add_workspace(p)
     p.add_argument(
@@ -101,11 +92,17 @@ def _add_caps(p: argparse.ArgumentParser) -> None:
 
 def run_task(args: argparse.Namespace) -> int:
     """Start a new mission and run it here."""
+    from ocactors.actors.mission import open_new_mission
+    from ocactors.claim import claim_workspace, ensure_unclaimed
+    from ocactors.launch import describe_settings, open_journal, run_logged_mission
+    from ocactors.setup import launch_for, read_extras, session_limits
+    from ocactors.view import make_view
+
     workspace = workspace_of(args)
     if not args.goal.strip():
         raise UsageError("the goal is empty; say what the mission should achieve")
     settings = _settings(args, session_limits(workspace), read_extras(workspace).verify.command)
-    ensure_unclaimed(workspace)
+    ensure_unclaimed(workspace)  # before anything starts (an OpenCode server)
     launch = launch_for(workspace, args, make_view(args.json))
     with claim_workspace(workspace) as claim:
         paths, journal = open_new_mission(
@@ -125,6 +122,8 @@ def _settings(
     args: argparse.Namespace, limits: Limits, verify: str | None = None
 ) -> MissionSettings:
     """The mission's knobs: flags over ``[limits]`` and ``[verify] command``."""
+    from ocactors.events.catalogue import MissionSettings
+
     max_sessions = limits.max_sessions
     default = min(limits.max_per_role, max_sessions)
     parallel = args.parallel if args.parallel is not None else default
@@ -150,13 +149,19 @@ def _check_ttl(args: argparse.Namespace) -> None:
 
 
 def _register_resume(sub: Any) -> None:
-    p = sub.add_parser(
+    sub.add_parser(
         "resume",
+        arguments=_resume_arguments,
         help="carry a stopped, crashed or killed mission on from its log",
         description="Continue a mission from its log: finished tasks are not redone and "
         "interrupted sessions continue from their recorded turns.",
         epilog="example: ocactors resume 20261125-101500 --max-tokens 2000000",
     )
+
+
+def _resume_arguments(p: argparse.ArgumentParser) -> None:
+    from ocactors.setup import add_command_flags, add_model_flags, add_session_flags
+
     p.add_argument("mission", nargs="?", help="mission id or unique prefix (default: newest)")
     add_workspace(p)
     p.add_argument("--max-iterations", type=int, metavar="N")
@@ -171,6 +176,13 @@ def _register_resume(sub: Any) -> None:
 
 def run_resume(args: argparse.Namespace) -> int:
     """Open the log (repairing a torn tail), then run from where it left off."""
+    from ocactors.actors.mission import load_log, record_resume
+    from ocactors.claim import claim_workspace
+    from ocactors.events import resolve_mission
+    from ocactors.launch import open_journal, run_logged_mission
+    from ocactors.setup import launch_for
+    from ocactors.view import make_view
+
     _check_ttl(args)
     workspace = workspace_of(args)
     paths = resolve_mission(workspace, args.mission)
@@ -192,6 +204,8 @@ def run_resume(args: argparse.Namespace) -> int:
 
 
 def _raised_caps(settings: MissionSettings, args: argparse.Namespace) -> MissionSettings | None:
+    import msgspec
+
     changes = {
         name: getattr(args, name)
         for name in ("max_tokens", "max_cost", "max_iterations", "session_ttl_s")
@@ -216,6 +230,8 @@ def _register_stop(sub: Any) -> None:
 
 def run_stop(args: argparse.Namespace) -> int:
     """Send ``stop`` through the control file; wait (bounded) for the final event."""
+    from ocactors.events import resolve_mission, send_control, writer_pid
+
     workspace = workspace_of(args)
     paths = (
         _running(workspace) if args.mission is None else resolve_mission(workspace, args.mission)
@@ -239,6 +255,8 @@ def run_stop(args: argparse.Namespace) -> int:
 
 def _running(workspace: Path) -> MissionPaths:
     """The newest mission that a process is writing (else the newest, to say it is not)."""
+    from ocactors.events import list_missions, resolve_mission, writer_pid
+
     for paths in list_missions(workspace):
         if writer_pid(paths.events) is not None:
             return paths
@@ -246,6 +264,8 @@ def _running(workspace: Path) -> MissionPaths:
 
 
 def _last_seq(path: Path) -> int:
+    from ocactors.events import read_events
+
     seq = 0
     for event in read_events(path, strict=False):
         seq = event.seq
@@ -253,4 +273,7 @@ def _last_seq(path: Path) -> int:
 
 
 def _final_since(path: Path, since: int) -> bool:
+    from ocactors.events import read_events
+    from ocactors.events.catalogue import FINAL_TYPES, event_type
+
     return any(event_type(e) in FINAL_TYPES for e in read_events(path, since=since, strict=False))

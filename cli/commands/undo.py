@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ocactors.actors.history import HistoryError, UndoReport
 from ocactors.commands.diff import history_of
 from ocactors.common import EXIT_FAILED, EXIT_OK, UsageError, add_workspace
+
+if TYPE_CHECKING:  # imported when the command runs (see ocactors.cli)
+    from ocactors.actors.history import UndoReport
 
 
 def register(sub: Any) -> None:
@@ -30,6 +32,8 @@ def register(sub: Any) -> None:
 
 def run_undo(args: argparse.Namespace) -> int:
     """Restore, then say what was done and what was left."""
+    from ocactors.actors.history import HistoryError
+
     history = history_of(args)
     try:
         report = history.undo(task=args.task, force=args.force)
