@@ -53,6 +53,15 @@ def model_env(workspace: Path, server: ScriptedModelServer) -> dict[str, str]:
     )
 
 
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting for a parent that is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def test_detach_prints_the_id_at_once_and_the_mission_seals_in_its_own_session(
     workspace: Path, server: ScriptedModelServer, detached: Detached
 ) -> None:
@@ -80,6 +89,9 @@ def test_detach_prints_the_id_at_once_and_the_mission_seals_in_its_own_session(
     assert took < 10
     events = wait_until_over(folder / "events.jsonl")
     assert type(events[-1]).__name__ == "MissionSealed"
+    deadline = time.monotonic() + 30  # the summary is written after the final event
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
     output = (folder / "output.log").read_text()
     assert "model planner: scripted" in output and f"mission {mission} SEALED" in output
     assert not list(missions_dir(workspace).glob(".detached-*"))  # moved into the folder
