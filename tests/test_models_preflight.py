@@ -177,7 +177,8 @@ def test_an_api_key_env_naming_an_unset_variable(tmp_path: Path) -> None:
     (tmp_path / ".opencode" / "ocactors.toml").write_text(
         '[models]\nmodel = "qwen"\nbase_url = "http://127.0.0.1:9/v1"\napi_key_env = "NOPE_KEY"\n'
     )
-    done = task(tmp_path, clean_env(OPENAI_API_KEY="sk-ambient-key-0123456789"))
+    ambient = {"OPENAI_API_KEY": "ambient-test-value"}  # a key set for another provider
+    done = task(tmp_path, clean_env(**ambient))
     hint = (
         "NOPE_KEY is not set, but api_key_env under [models] in .opencode/ocactors.toml "
         "names it: export NOPE_KEY=<your key>"
